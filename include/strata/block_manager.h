@@ -1,0 +1,213 @@
+// BlockManager: the engine-facing surface of Strata.
+//
+// An engine (the reference engine, a vLLM KV connector, any C++ engine) calls it from
+// its scheduler and model runner:
+//
+//   RegisterDeviceCache(...)    once: where the engine's paged KV cache (G1) lives
+//   Match(tokens, ctx)          how much of this prompt is cached, and where
+//   Load(match, device blocks)  bring the matched blocks into these device blocks (async)
+//   Store(ctx, keys, blocks)    these device blocks are complete, keep them (async)
+//   Release / Cancel            the request finished / was aborted
+//
+// Loads and stores never block the engine: they are queued (bounded) and run on
+// worker threads; the engine polls or waits on the returned handle. A load reports a
+// state per block, and only the leading run of kDone blocks may be used: a block that
+// failed, and every block after it, must be recomputed.
+//
+// Thread-safe: every method may be called from any thread at any time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strata/block_key.h"
+#include "strata/layout.h"
+#include "strata/options.h"
+#include "strata/status.h"
+
+namespace strata {
+
+enum class Tier : uint8_t { kDevice = 1, kHost = 2, kDisk = 3, kShared = 4 };
+std::string_view TierName(Tier tier);  // "G1 device", "G2 host", ...
+
+// Where the engine's device KV cache lives.
+enum class DeviceMemoryKind : uint8_t {
+  kHostEmulated,  // "device" memory that is host memory (CPU engines, tests)
+  kCuda,          // real device memory; needs the transfer engine's CUDA backend
+};
+
+struct DeviceCache {
+  DeviceMemoryKind kind = DeviceMemoryKind::kHostEmulated;
+  LayerSeparateView view;  // its layout must equal BlockManagerOptions::layout
+};
+
+// Per-request identity. Two requests share blocks only with equal cache_salt and lora_id.
+struct RequestContext {
+  std::string request_id;  // the engine's id: scopes leases and Cancel. Required.
+  std::string cache_salt;  // tenant isolation salt; default none
+  std::string lora_id;     // LoRA adapter; default none (base model)
+};
+
+struct MatchResult {
+  std::string request_id;
+  size_t num_prompt_tokens = 0;
+  // Tokens covered by the matched blocks: a multiple of tokens_per_block, the longest
+  // prefix of the prompt held by some tier.
+  size_t num_matched_tokens = 0;
+  // Keys of every full block of the prompt (matched or not), for Store().
+  std::vector<BlockKey> keys;
+  // Tier of each matched block.
+  std::vector<Tier> tiers;
+
+  size_t num_matched_blocks() const { return tiers.size(); }
+};
+
+enum class BlockState : uint8_t {
+  kPending,    // queued or running
+  kDone,       // loaded into the device block / stored in a tier
+  kSkipped,    // store only: the tier already holds (or is writing) this key
+  kDropped,    // store only: not stored because a queue or tier was full (counted)
+  kFailed,     // the transfer failed; error(i) says why
+  kCancelled,  // Cancel() reached it before it ran
+};
+std::string_view BlockStateName(BlockState state);
+
+namespace internal {
+struct TransferState;
+}
+
+// A handle on an asynchronous load or store of a list of blocks. Copies share state.
+class TransferHandle {
+ public:
+  TransferHandle() = default;
+
+  size_t num_blocks() const;
+  // True when every block reached a final state.
+  bool done() const;
+  // Waits until done() or `timeout` passes: OK, or TimedOut.
+  Status Wait(std::chrono::milliseconds timeout) const;
+  BlockState state(size_t i) const;
+  // Why block i failed, was dropped or cancelled; OK otherwise.
+  Status error(size_t i) const;
+  // Requests cancellation of the blocks that have not started.
+  void Cancel() const;
+
+ protected:
+  explicit TransferHandle(std::shared_ptr<internal::TransferState> state)
+      : state_(std::move(state)) {}
+  std::shared_ptr<internal::TransferState> state_;
+  friend class BlockManager;
+};
+
+class LoadHandle : public TransferHandle {
+ public:
+  LoadHandle() = default;
+  // Number of leading blocks in kDone: the only loaded blocks the engine may use. A
+  // failed block makes it and every later block unusable (later blocks' KV depends on it).
+  size_t usable_blocks() const;
+  size_t usable_tokens() const;
+
+ private:
+  using TransferHandle::TransferHandle;
+  friend class BlockManager;
+};
+
+class StoreHandle : public TransferHandle {
+ public:
+  StoreHandle() = default;
+  // After done(), the engine may overwrite the device blocks it passed to Store().
+ private:
+  using TransferHandle::TransferHandle;
+  friend class BlockManager;
+};
+
+struct BlockManagerStats {
+  uint64_t match_calls = 0;
+  uint64_t match_prompt_blocks = 0;  // full blocks in matched prompts
+  uint64_t match_hit_blocks = 0;     // of those, blocks found
+  uint64_t matched_tokens = 0;
+  uint64_t load_calls = 0;
+  uint64_t loaded_blocks = 0;
+  uint64_t load_failed_blocks = 0;
+  uint64_t load_cancelled_blocks = 0;
+  uint64_t loaded_bytes = 0;
+  uint64_t store_calls = 0;
+  uint64_t stored_blocks = 0;
+  uint64_t store_skipped_blocks = 0;
+  uint64_t store_dropped_blocks = 0;
+  uint64_t store_failed_blocks = 0;
+  uint64_t store_cancelled_blocks = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t active_requests = 0;  // requests holding leases
+  uint64_t queued_ops = 0;
+  // G2 host tier.
+  uint64_t host_capacity_blocks = 0;
+  uint64_t host_used_blocks = 0;
+  uint64_t host_leased_blocks = 0;
+  uint64_t host_pinned_blocks = 0;
+  uint64_t host_evictions = 0;
+  uint64_t host_index_bytes = 0;
+};
+
+class BlockManager {
+ public:
+  static Result<std::unique_ptr<BlockManager>> Create(const BlockManagerOptions& options);
+  // Cancels queued loads and stores, waits for running ones, releases every lease.
+  ~BlockManager();
+  BlockManager(const BlockManager&) = delete;
+  BlockManager& operator=(const BlockManager&) = delete;
+
+  const BlockManagerOptions& options() const;
+
+  // Tells Strata where the engine's device KV cache is. Must precede Load/Store.
+  // InvalidArgument when its layout differs from options().layout; NotSupported for
+  // kCuda until the CUDA transfer backend exists.
+  Status RegisterDeviceCache(const DeviceCache& cache);
+
+  // Keys of every full block of `tokens` in the namespace of `ctx`.
+  Result<std::vector<BlockKey>> ComputeKeys(std::span<const TokenId> tokens,
+                                            const RequestContext& ctx) const;
+
+  // The longest cached prefix of `tokens`. The matched blocks are leased to
+  // ctx.request_id (they cannot be evicted) until they are loaded, the request is
+  // Released or Cancelled, or Match is called again for the same request. A miss is
+  // an OK result with num_matched_tokens == 0.
+  Result<MatchResult> Match(std::span<const TokenId> tokens, const RequestContext& ctx);
+
+  // Loads matched blocks [first_block, first_block + device_blocks.size()) of `match`
+  // into the given device blocks. `match` must be the request's latest Match result.
+  // Blocks before first_block (ones the engine already holds) have their leases released.
+  Result<LoadHandle> Load(const MatchResult& match, std::span<const uint32_t> device_blocks,
+                          size_t first_block = 0);
+
+  // Stores device_blocks[i] under keys[i]. The engine must not modify those device
+  // blocks until the handle is done(). Present keys are kSkipped (and refreshed).
+  Result<StoreHandle> Store(const RequestContext& ctx, std::span<const BlockKey> keys,
+                            std::span<const uint32_t> device_blocks);
+
+  // The request finished: releases its leases. Its queued loads still run. Every
+  // request that matched blocks must be Released or Cancelled (stats().active_requests
+  // counts the ones holding state).
+  void Release(std::string_view request_id);
+  // The request was aborted: cancels its loads that have not run, releases its leases.
+  // Its stores go on (their KV is valid and reusable); StoreHandle::Cancel stops one.
+  void Cancel(std::string_view request_id);
+
+  // Pins keep blocks in the host tier regardless of eviction (e.g. a system prompt).
+  Status Pin(std::span<const BlockKey> keys);
+  Status Unpin(std::span<const BlockKey> keys);
+
+  BlockManagerStats stats() const;
+
+ private:
+  class Impl;
+  explicit BlockManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

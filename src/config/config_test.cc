@@ -1,0 +1,338 @@
+// Tests of configuration loading: defaults, TOML file, environment, precedence and errors.
+#include "strata/config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace strata {
+namespace {
+
+using ::testing::HasSubstr;
+using Kind = ConfigSource::Kind;
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// A TOML file in the test's temp dir, removed when the test ends.
+class TempToml {
+ public:
+  explicit TempToml(const std::string& text) {
+    std::string pattern = testing::TempDir() + "/strata_config_XXXXXX";
+    const int fd = mkstemp(pattern.data());
+    EXPECT_GE(fd, 0) << "mkstemp " << pattern;
+    path_ = pattern;
+    EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    close(fd);
+  }
+  ~TempToml() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+EnvLookup NoEnv() {
+  return FixedEnv({});
+}
+
+TEST(ConfigTest, DefaultsLoadWithNoFileAndNoEnvironment) {
+  Result<StrataConfig> config = LoadConfig("", NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const BlockManagerOptions& o = config->manager;
+  EXPECT_EQ(o.model_fingerprint, "strata-demo");
+  EXPECT_EQ(o.layout.num_layers, 32u);
+  EXPECT_EQ(o.layout.format, KvFormat::kKeyValue);
+  EXPECT_EQ(o.layout.num_kv_heads, 8u);
+  EXPECT_EQ(o.layout.head_dim, 128u);
+  EXPECT_EQ(o.layout.dtype, DType::kBFloat16);
+  EXPECT_EQ(o.layout.tokens_per_block, 16u);
+  EXPECT_EQ(o.host.capacity_bytes, 4 * kGiB);
+  EXPECT_EQ(o.rank, 0u);
+  EXPECT_EQ(o.world_size, 1u);
+  EXPECT_EQ(o.hash_algorithm, HashAlgorithm::kSha256);
+  EXPECT_TRUE(config->config_file.empty());
+  EXPECT_TRUE(config->sources.empty());
+  EXPECT_EQ(config->SourceOf("host.capacity_gb").kind, Kind::kDefault);
+  // The demo layout is the Llama-3-8B shape: 128 KiB of KV per token, 2 MiB blocks.
+  EXPECT_EQ(o.layout.bytes_per_token(), 128u * 1024);
+  EXPECT_EQ(o.layout.block_bytes(), 2u * 1024 * 1024);
+}
+
+TEST(ConfigTest, FileOverridesDefaults) {
+  TempToml file(R"(
+[model]
+fingerprint = "llama-3.1-70b@main"
+
+[layout]
+num_layers = 80
+num_kv_heads = 8
+head_dim = 128
+dtype = "fp16"
+tokens_per_block = 32
+chunk_order = "hnd"
+
+[keys]
+hash = "xxh3_128"
+rank = 1
+world_size = 4
+
+[host]
+capacity_gb = 16
+huge_pages = true
+pin_for_cuda = false
+
+[manager]
+worker_threads = 4
+max_queued_ops = 64
+)");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const BlockManagerOptions& o = config->manager;
+  EXPECT_EQ(o.model_fingerprint, "llama-3.1-70b@main");
+  EXPECT_EQ(o.layout.num_layers, 80u);
+  EXPECT_EQ(o.layout.dtype, DType::kFloat16);
+  EXPECT_EQ(o.layout.tokens_per_block, 32u);
+  EXPECT_EQ(o.layout.chunk_order, ChunkOrder::kHeadTokenDim);
+  EXPECT_EQ(o.hash_algorithm, HashAlgorithm::kXxh3_128);
+  EXPECT_EQ(o.rank, 1u);
+  EXPECT_EQ(o.world_size, 4u);
+  EXPECT_EQ(o.host.capacity_bytes, 16 * kGiB);
+  EXPECT_TRUE(o.host.huge_pages);
+  EXPECT_FALSE(o.host.pin_for_cuda);
+  EXPECT_EQ(o.worker_threads, 4u);
+  EXPECT_EQ(o.max_queued_ops, 64u);
+  EXPECT_EQ(config->config_file, file.path());
+  EXPECT_EQ(config->SourceOf("layout.num_layers"), (ConfigSource{Kind::kFile, file.path(), 6}));
+  EXPECT_EQ(config->SourceOf("layout.kv_format").kind, Kind::kDefault);
+}
+
+TEST(ConfigTest, EnvironmentOverridesFile) {
+  TempToml file(
+      "[host]\ncapacity_gb = 16\n[model]\nfingerprint = \"from-file\"\n"
+      "[keys]\nworld_size = 2\n");
+  Result<StrataConfig> config =
+      LoadConfig(file.path(), FixedEnv({
+                                  {"STRATA_HOST_CACHE_GB", "2"},
+                                  {"STRATA_MODEL_FINGERPRINT", "from-env"},
+                                  {"STRATA_HASH", "xxh3_128"},
+                                  {"STRATA_TP_RANK", "1"},
+                                  {"STRATA_WORKER_THREADS", "8"},
+                              }));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.host.capacity_bytes, 2 * kGiB);
+  EXPECT_EQ(config->manager.model_fingerprint, "from-env");
+  EXPECT_EQ(config->manager.hash_algorithm, HashAlgorithm::kXxh3_128);
+  EXPECT_EQ(config->manager.rank, 1u);
+  EXPECT_EQ(config->manager.world_size, 2u);
+  EXPECT_EQ(config->manager.worker_threads, 8u);
+  EXPECT_EQ(config->SourceOf("host.capacity_gb"),
+            (ConfigSource{Kind::kEnv, "STRATA_HOST_CACHE_GB"}));
+  EXPECT_EQ(config->SourceOf("model.fingerprint").kind, Kind::kEnv);
+  EXPECT_EQ(config->SourceOf("keys.world_size").kind, Kind::kFile);
+}
+
+TEST(ConfigTest, DynamoCacheVariableGivesFractionalGiB) {
+  Result<StrataConfig> config = LoadConfig("", FixedEnv({{"DYN_KVBM_CPU_CACHE_GB", "0.5"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.host.capacity_bytes, uint64_t{512} << 20);
+  EXPECT_EQ(config->SourceOf("host.capacity_gb"),
+            (ConfigSource{Kind::kEnv, "DYN_KVBM_CPU_CACHE_GB"}));
+}
+
+TEST(ConfigTest, StrataCacheVariableWinsOverDynamoAndSaysSo) {
+  Result<StrataConfig> config =
+      LoadConfig("", FixedEnv({{"DYN_KVBM_CPU_CACHE_GB", "8"}, {"STRATA_HOST_CACHE_GB", "1.5"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.host.capacity_bytes, 3 * kGiB / 2);
+  EXPECT_EQ(config->SourceOf("host.capacity_gb").where, "STRATA_HOST_CACHE_GB");
+  ASSERT_EQ(config->notes.size(), 1u);
+  EXPECT_THAT(config->notes[0], HasSubstr("DYN_KVBM_CPU_CACHE_GB=8 is ignored"));
+}
+
+TEST(ConfigTest, EmptyVariableCountsAsUnset) {
+  Result<StrataConfig> config =
+      LoadConfig("", FixedEnv({{"DYN_KVBM_CPU_CACHE_GB", ""}, {"STRATA_CONFIG", ""}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.host.capacity_bytes, 4 * kGiB);
+}
+
+TEST(ConfigTest, FilePathComesFromStrataConfigWhenNotGiven) {
+  TempToml file("[layout]\nnum_layers = 61\n");
+  Result<StrataConfig> config = LoadConfig("", FixedEnv({{"STRATA_CONFIG", file.path()}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.layout.num_layers, 61u);
+  EXPECT_EQ(config->config_file, file.path());
+  EXPECT_TRUE(config->config_file_from_env);
+
+  // An explicit path beats STRATA_CONFIG.
+  TempToml other("[layout]\nnum_layers = 40\n");
+  config = LoadConfig(other.path(), FixedEnv({{"STRATA_CONFIG", file.path()}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.layout.num_layers, 40u);
+  EXPECT_FALSE(config->config_file_from_env);
+}
+
+TEST(ConfigTest, LatentLayoutParses) {
+  // DeepSeek-V3's MLA cache: one 576-wide latent (512 + 64 RoPE) per layer.
+  TempToml file(R"(
+[model]
+fingerprint = "deepseek-v3"
+[layout]
+num_layers = 61
+kv_format = "latent"
+num_kv_heads = 1
+head_dim = 576
+dtype = "bf16"
+tokens_per_block = 64
+[host]
+capacity_gb = 0.25
+)");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const KvLayout& layout = config->manager.layout;
+  EXPECT_EQ(layout.format, KvFormat::kLatent);
+  EXPECT_EQ(layout.num_components(), 1u);
+  EXPECT_EQ(layout.block_bytes(), size_t{64} * 576 * 2 * 61);
+  EXPECT_EQ(config->manager.host.capacity_bytes, kGiB / 4);
+}
+
+TEST(ConfigTest, ZeroCapacityDisablesHostTier) {
+  TempToml file("[host]\ncapacity_gb = 0\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.host.capacity_bytes, 0u);
+}
+
+// --- Errors.
+
+// Loads `toml` and expects InvalidArgument whose message contains every one of `parts`.
+void ExpectFileError(const std::string& toml, std::initializer_list<std::string> parts) {
+  TempToml file(toml);
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_FALSE(config.ok()) << "accepted:\n" << toml;
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument) << config.status().ToString();
+  EXPECT_THAT(config.status().message(), HasSubstr(file.path()));
+  for (const std::string& part : parts)
+    EXPECT_THAT(config.status().message(), HasSubstr(part)) << "for:\n" << toml;
+}
+
+TEST(ConfigErrorTest, UnknownKey) {
+  ExpectFileError("[host]\ncapacity_gib = 4\n", {"host.capacity_gib", "unknown key", ":2:1:"});
+}
+
+TEST(ConfigErrorTest, UnknownTable) {
+  ExpectFileError("[disk]\ncapacity_gb = 4\n", {"disk", "unknown table"});
+  ExpectFileError("capacity_gb = 4\n", {"capacity_gb", "unknown top-level key"});
+}
+
+TEST(ConfigErrorTest, WrongType) {
+  ExpectFileError("[host]\ncapacity_gb = \"4\"\n", {"host.capacity_gb", "got a string"});
+  ExpectFileError("[layout]\nnum_layers = 32.0\n", {"layout.num_layers", "expected an integer"});
+  ExpectFileError("[host]\nhuge_pages = 1\n", {"host.huge_pages", "expected a boolean"});
+  ExpectFileError("host = 4\n", {"host", "expected a table"});
+}
+
+TEST(ConfigErrorTest, NegativeAndOutOfRangeNumbers) {
+  ExpectFileError("[host]\ncapacity_gb = -1.5\n", {"host.capacity_gb", "negative"});
+  ExpectFileError("[host]\ncapacity_gb = -2\n", {"host.capacity_gb", "negative"});
+  ExpectFileError("[host]\ncapacity_gb = inf\n", {"host.capacity_gb", "finite"});
+  ExpectFileError("[layout]\nnum_layers = -3\n", {"layout.num_layers", "negative"});
+  ExpectFileError("[layout]\nnum_layers = 0\n", {"layout.num_layers", ">= 1"});
+  ExpectFileError("[keys]\nrank = 5000000000\n", {"keys.rank", "out of range"});
+}
+
+TEST(ConfigErrorTest, BadEnumNames) {
+  ExpectFileError("[layout]\ndtype = \"int4\"\n", {"layout.dtype", "int4"});
+  ExpectFileError("[layout]\nkv_format = \"mha\"\n", {"layout.kv_format", "mha"});
+  ExpectFileError("[layout]\nchunk_order = \"thd\"\n", {"layout.chunk_order", "thd"});
+  ExpectFileError("[keys]\nhash = \"md5\"\n", {"keys.hash", "md5"});
+  ExpectFileError("[model]\nfingerprint = \"\"\n", {"model.fingerprint", "empty"});
+}
+
+TEST(ConfigErrorTest, SyntaxErrorNamesLineAndColumn) {
+  ExpectFileError("[host]\ncapacity_gb = 4\nhuge_pages = yes\n", {"TOML syntax error", ":3:"});
+}
+
+TEST(ConfigErrorTest, MissingFileIsIoErrorNamingPathAndErrno) {
+  const std::string path = testing::TempDir() + "/strata_no_such_config.toml";
+  Result<StrataConfig> config = LoadConfig(path, NoEnv());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(config.status().sys_errno(), ENOENT);
+  EXPECT_THAT(config.status().message(), HasSubstr(path));
+  EXPECT_THAT(config.status().message(), HasSubstr("No such file or directory"));
+
+  // Through STRATA_CONFIG the message says where the path came from.
+  config = LoadConfig("", FixedEnv({{"STRATA_CONFIG", path}}));
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("STRATA_CONFIG"));
+}
+
+TEST(ConfigErrorTest, MalformedEnvironmentValues) {
+  struct Case {
+    const char* var;
+    const char* value;
+  };
+  const Case cases[] = {
+      {"DYN_KVBM_CPU_CACHE_GB", "abc"},   {"DYN_KVBM_CPU_CACHE_GB", "-1"},
+      {"DYN_KVBM_CPU_CACHE_GB", "1e999"}, {"DYN_KVBM_CPU_CACHE_GB", "4GB"},
+      {"STRATA_HOST_CACHE_GB", "nan"},    {"STRATA_HOST_CACHE_GB", " 4"},
+      {"STRATA_TP_RANK", "-1"},           {"STRATA_TP_RANK", "1.0"},
+      {"STRATA_TP_WORLD_SIZE", "0"},      {"STRATA_TP_WORLD_SIZE", "99999999999"},
+      {"STRATA_WORKER_THREADS", "two"},   {"STRATA_HASH", "md5"},
+  };
+  for (const Case& c : cases) {
+    Result<StrataConfig> config = LoadConfig("", FixedEnv({{c.var, c.value}}));
+    ASSERT_FALSE(config.ok()) << c.var << "=" << c.value;
+    EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(config.status().message(), HasSubstr(c.var));
+    EXPECT_THAT(config.status().message(), HasSubstr(std::string("'") + c.value + "'"));
+  }
+}
+
+TEST(ConfigErrorTest, RankNotBelowWorldSizeNamesBothSources) {
+  TempToml file("[keys]\nworld_size = 2\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), FixedEnv({{"STRATA_TP_RANK", "2"}}));
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("env STRATA_TP_RANK"));
+  EXPECT_THAT(config.status().message(), HasSubstr("file " + file.path()));
+}
+
+TEST(ConfigErrorTest, ValidationFailureCarriesContext) {
+  // capacity_gb is well-formed on its own; only the whole config shows the tier is too small.
+  TempToml file("[host]\ncapacity_gb = 0.0009765625\n");  // 1 MiB < one 2 MiB block
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("invalid configuration"));
+  EXPECT_THAT(config.status().message(), HasSubstr(file.path()));
+}
+
+TEST(DescribeConfigTest, ShowsEveryKeyValueSourceAndDerivedSizes) {
+  Result<StrataConfig> config = LoadConfig("", FixedEnv({{"DYN_KVBM_CPU_CACHE_GB", "0.5"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const std::string text = DescribeConfig(*config);
+  for (const char* key :
+       {"model.fingerprint", "layout.num_layers", "layout.kv_format", "layout.num_kv_heads",
+        "layout.head_dim", "layout.dtype", "layout.tokens_per_block", "layout.chunk_order",
+        "keys.hash", "keys.rank", "keys.world_size", "host.capacity_gb", "host.huge_pages",
+        "host.pin_for_cuda", "manager.worker_threads", "manager.max_queued_ops"}) {
+    EXPECT_THAT(text, HasSubstr(key));
+  }
+  EXPECT_THAT(text, HasSubstr("env DYN_KVBM_CPU_CACHE_GB"));
+  EXPECT_THAT(text, HasSubstr("536870912 bytes (0.5 GiB)"));  // capacity
+  EXPECT_THAT(text, HasSubstr("2097152 bytes"));              // block size
+  EXPECT_THAT(text, HasSubstr("131072 bytes"));               // KV per token
+  EXPECT_THAT(text, HasSubstr("host blocks         256\n"));  // 512 MiB / 2 MiB
+  EXPECT_THAT(text, HasSubstr("host tokens         4096\n"));
+  EXPECT_THAT(text, HasSubstr("built-in demo value"));
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,45 @@
+// HostBuffer: one large page-aligned host allocation for a tier's block slots,
+// optionally on huge pages and pinned (registered) with CUDA.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "strata/status.h"
+
+namespace strata {
+
+struct HostBufferOptions {
+  bool huge_pages = false;    // try MAP_HUGETLB, else madvise(MADV_HUGEPAGE)
+  bool pin_for_cuda = false;  // cudaHostRegister when built with CUDA and a device exists
+};
+
+class HostBuffer {
+ public:
+  // Maps `bytes` (rounded up to the page size) of zeroed anonymous memory.
+  static Result<std::unique_ptr<HostBuffer>> Allocate(size_t bytes,
+                                                      const HostBufferOptions& options);
+  ~HostBuffer();
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool huge_pages() const { return huge_pages_; }
+  bool pinned() const { return pinned_; }
+  // Why the buffer is not pinned / not on huge pages, for logs ("" when it is or was not asked).
+  const std::string& notes() const { return notes_; }
+
+ private:
+  HostBuffer() = default;
+
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  size_t mapped_ = 0;
+  bool huge_pages_ = false;
+  bool pinned_ = false;
+  std::string notes_;
+};
+
+}  // namespace strata

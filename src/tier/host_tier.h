@@ -1,0 +1,123 @@
+// HostTier (G2): host RAM carved into fixed-size block slots, with an index, an
+// eviction policy, leases and pins.
+//
+// A slot moves through: free -> writing (Reserve) -> ready (Commit) -> free (evicted).
+// A writing slot is indexed, so a concurrent store of the same key is deduplicated,
+// but it is never matched or evicted. A ready slot with leases or a pin is never
+// evicted or overwritten: the eviction policy only ever sees ready, unleased,
+// unpinned slots.
+//
+// Thread-safe. Index operations take one mutex for a few hundred nanoseconds; block
+// data is copied outside it, protected by the slot's state (writing) or a lease.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "memory/host_memory.h"
+#include "strata/block_key.h"
+#include "strata/options.h"
+#include "tier/block_index.h"
+#include "tier/eviction_policy.h"
+
+namespace strata {
+
+struct HostTierStats {
+  uint64_t capacity_blocks = 0;
+  uint64_t block_bytes = 0;
+  uint64_t used_blocks = 0;    // writing + ready
+  uint64_t leased_blocks = 0;  // ready blocks with at least one lease
+  uint64_t pinned_blocks = 0;
+  uint64_t evictions = 0;
+  uint64_t inserts = 0;        // successful Commit()s
+  uint64_t rejected_full = 0;  // Reserve() found nothing evictable
+  uint64_t index_bytes = 0;    // index + policy + slot state memory
+};
+
+class HostTier {
+ public:
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  enum class ReserveResult {
+    kReserved,  // *slot is yours to write; Commit() or Abort() it
+    kPresent,   // already stored and ready; its recency was refreshed
+    kInFlight,  // another store of this key is writing it now
+    kFull,      // every slot is leased, pinned or being written
+  };
+
+  // `policy` defaults to LRU. Fails when the capacity holds no block.
+  static Result<std::unique_ptr<HostTier>> Create(const HostTierOptions& options,
+                                                  size_t block_bytes,
+                                                  std::unique_ptr<EvictionPolicy> policy = nullptr);
+
+  uint32_t capacity_blocks() const { return capacity_; }
+  size_t block_bytes() const { return block_bytes_; }
+  const HostBuffer& buffer() const { return *buffer_; }
+
+  // True when `key` is stored and ready.
+  bool Contains(const BlockKey& key) const;
+
+  // Length of the run of leading `keys` that are ready here. With `leases` non-null,
+  // each of those blocks is leased and its slot appended to `leases` (release each
+  // with Unlease); otherwise nothing is held. Matched blocks count as used (recency).
+  size_t MatchPrefix(std::span<const BlockKey> keys, std::vector<uint32_t>* leases);
+
+  // Leases `key` if it is ready: returns its slot, or kNoSlot.
+  uint32_t Lease(const BlockKey& key);
+  // Ends one lease of `slot`; its last lease makes it evictable again (most recent).
+  void Unlease(uint32_t slot);
+
+  // Claims a slot for `key`, evicting the policy's victim when no slot is free.
+  ReserveResult Reserve(const BlockKey& key, uint32_t* slot);
+  // The reserved slot's data is written: the block becomes matchable and evictable.
+  void Commit(uint32_t slot);
+  // Gives up a reservation: the key leaves the index, the slot is free.
+  void Abort(uint32_t slot);
+
+  // Pins keep a ready block from eviction until Unpin. NotFound when absent.
+  Status Pin(const BlockKey& key);
+  Status Unpin(const BlockKey& key);
+
+  // Slot memory: block_bytes() bytes. Valid while the caller holds the reservation or a lease.
+  std::byte* data(uint32_t slot) const { return buffer_->data() + size_t{slot} * block_bytes_; }
+  std::span<std::byte> block(uint32_t slot) const { return {data(slot), block_bytes_}; }
+
+  HostTierStats stats() const;
+
+ private:
+  enum class SlotState : uint8_t { kFree, kWriting, kReady };
+  // 4 bytes a slot: per-block metadata stays within the 64-byte budget.
+  struct Slot {
+    static constexpr uint32_t kMaxLeases = (1u << 29) - 1;
+    uint32_t leases : 29 = 0;
+    uint32_t state_bits : 2 = 0;
+    uint32_t pinned : 1 = 0;
+    SlotState state() const { return static_cast<SlotState>(state_bits); }
+    void set_state(SlotState s) { state_bits = static_cast<uint32_t>(s); }
+  };
+  static_assert(sizeof(Slot) == 4);
+
+  HostTier(uint32_t capacity, size_t block_bytes, std::unique_ptr<HostBuffer> buffer,
+           std::unique_ptr<EvictionPolicy> policy);
+  bool Evictable(const Slot& s) const {
+    return s.state() == SlotState::kReady && s.leases == 0 && !s.pinned;
+  }
+  void FreeSlot(uint32_t slot);               // REQUIRES(mu_)
+  uint32_t LeaseLocked(const BlockKey& key);  // REQUIRES(mu_)
+
+  const uint32_t capacity_;
+  const size_t block_bytes_;
+  const std::unique_ptr<HostBuffer> buffer_;
+
+  mutable std::mutex mu_;
+  BlockIndex index_;                        // GUARDED_BY(mu_)
+  std::unique_ptr<EvictionPolicy> policy_;  // GUARDED_BY(mu_)
+  std::vector<Slot> slots_;                 // GUARDED_BY(mu_)
+  std::vector<uint32_t> free_;              // GUARDED_BY(mu_) free slot stack
+  uint64_t used_ = 0, leased_ = 0, pinned_ = 0, evictions_ = 0, inserts_ = 0, rejected_full_ = 0;
+};
+
+}  // namespace strata
