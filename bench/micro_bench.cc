@@ -102,7 +102,7 @@ void BM_HostTierMatchPrefixOnly(benchmark::State& state) {
   for (auto _ : state) {
     leases.clear();
     benchmark::DoNotOptimize(tier->MatchPrefix(keys, &leases));
-    for (uint32_t s : leases) tier->Unlease(s);
+    tier->Unlease(leases);
   }
 }
 BENCHMARK(BM_HostTierMatchPrefixOnly)->Unit(benchmark::kMicrosecond);

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <span>
 #include <string>
@@ -41,11 +42,17 @@ struct BlockKey {
   static Result<BlockKey> FromHex(std::string_view hex);
   // The first 8 bytes as an integer: keys are uniform hash output, so this is a good hash.
   uint64_t Prefix64() const {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= uint64_t{bytes[i]} << (8 * i);
+    uint64_t v;
+    std::memcpy(&v, bytes.data(), 8);  // little-endian hosts only (see block_key.cc)
     return v;
   }
-  friend bool operator==(const BlockKey&, const BlockKey&) = default;
+  // Word-wise compare: index probes compare keys on the hot path.
+  friend bool operator==(const BlockKey& a, const BlockKey& b) {
+    uint64_t x[4], y[4];
+    std::memcpy(x, a.bytes.data(), 32);
+    std::memcpy(y, b.bytes.data(), 32);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+  }
   friend auto operator<=>(const BlockKey&, const BlockKey&) = default;
 };
 

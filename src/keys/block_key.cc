@@ -6,7 +6,8 @@
 #include <memory>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED  // SHA256_Init/Update/Final: see Sha256()
+#include <openssl/sha.h>
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack: no allocation per key
 #include <xxhash.h>
 
@@ -16,40 +17,46 @@ namespace {
 constexpr std::string_view kNamespaceTag = "strata.ns.v1";
 constexpr size_t kXxhKeyBytes = 16;
 
-// SHA-256 through EVP with the digest fetched once and one context per thread, so a
-// key costs two compression-function calls and no allocation.
-class Sha256 {
- public:
-  static void Digest(std::span<const uint8_t> a, std::span<const uint8_t> b, uint8_t out[32]) {
-    static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                             &EVP_MD_CTX_free);
-    unsigned int len = 0;
-    // These calls fail only on allocation failure inside OpenSSL; a zero key would then be
-    // unsafe, so abort rather than return a wrong key.
-    if (md == nullptr || ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
-        EVP_DigestUpdate(ctx.get(), a.data(), a.size()) != 1 ||
-        EVP_DigestUpdate(ctx.get(), b.data(), b.size()) != 1 ||
-        EVP_DigestFinal_ex(ctx.get(), out, &len) != 1 || len != 32) {
-      fmt::print(stderr, "strata: OpenSSL SHA-256 failed; cannot compute block keys\n");
-      std::abort();
-    }
-  }
-};
-
+// SHA-256 goes through OpenSSL's SHA256_* functions. They are deprecated in OpenSSL 3
+// in favour of EVP, but EVP's provider dispatch costs ~30 ns a call: a quarter of a
+// key's time, and a 128K-token prompt needs 8,192 chained keys (docs/benchmarks.md).
+// Both run the same SHA-NI/AVX2 assembly; the golden vectors pin the output.
 BlockKey HashPair(HashAlgorithm algorithm, std::span<const uint8_t> a, std::span<const uint8_t> b) {
   BlockKey key;
+  // Small messages (every realistic block) are hashed in one call from a contiguous
+  // stack copy: XXH3's streaming API costs several times its one-shot API at this size.
+  constexpr size_t kInline = 1024;
+  alignas(64) uint8_t buf[kInline];
+  const bool inline_msg = a.size() + b.size() <= kInline;
+  if (inline_msg) {
+    std::memcpy(buf, a.data(), a.size());
+    if (!b.empty()) std::memcpy(buf + a.size(), b.data(), b.size());
+  }
   if (algorithm == HashAlgorithm::kSha256) {
-    Sha256::Digest(a, b, key.bytes.data());
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    if (inline_msg) {
+      SHA256_Update(&ctx, buf, a.size() + b.size());
+    } else {
+      SHA256_Update(&ctx, a.data(), a.size());
+      SHA256_Update(&ctx, b.data(), b.size());
+    }
+    SHA256_Final(key.bytes.data(), &ctx);
+    return key;
+  }
+  XXH128_hash_t h;
+  if (inline_msg) {
+    h = XXH3_128bits(buf, a.size() + b.size());
   } else {
     XXH3_state_t state;
     XXH3_128bits_reset(&state);
     XXH3_128bits_update(&state, a.data(), a.size());
     XXH3_128bits_update(&state, b.data(), b.size());
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(&state));
-    std::memcpy(key.bytes.data(), canonical.digest, kXxhKeyBytes);
+    h = XXH3_128bits_digest(&state);
   }
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, h);
+  std::memcpy(key.bytes.data(), canonical.digest, kXxhKeyBytes);
   return key;
 }
 

@@ -179,27 +179,26 @@ class BlockManager::Impl {
 
     std::vector<uint32_t> dst(device_blocks.begin(), device_blocks.end());
     auto job = [this, state, slots, dst] {
+      std::vector<std::pair<BlockState, Status>> outcomes(slots.size());
       for (size_t i = 0; i < slots.size(); ++i) {
-        BlockState outcome = BlockState::kDone;
-        Status error;
         if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
-          outcome = BlockState::kCancelled;
-          error = Status::Cancelled("load cancelled before it ran");
+          outcomes[i] = {BlockState::kCancelled, Status::Cancelled("load cancelled before it ran")};
           Add(counters_.load_cancelled_blocks, 1);
         } else if (Status st = ScatterBlock(host_->block(slots[i]), device_.view, dst[i]);
                    st.ok()) {
+          outcomes[i] = {BlockState::kDone, Status::Ok()};
           Add(counters_.loaded_blocks, 1);
           Add(counters_.loaded_bytes, host_->block_bytes());
         } else {
-          outcome = BlockState::kFailed;
-          error = st.WithContext(fmt::format("loading block {}", i));
+          outcomes[i] = {BlockState::kFailed, st.WithContext(fmt::format("loading block {}", i))};
           Add(counters_.load_failed_blocks, 1);
         }
-        // Return the lease before reporting, so a caller that saw the handle finish
-        // also sees the block evictable again.
-        host_->Unlease(slots[i]);
-        state->Finish(i, outcome, std::move(error));
       }
+      // Return the leases before reporting, so a caller that saw the handle finish also
+      // sees the blocks evictable again.
+      host_->Unlease(slots);
+      for (size_t i = 0; i < slots.size(); ++i)
+        state->Finish(i, outcomes[i].first, std::move(outcomes[i].second));
     };
     if (!pool_->TrySubmit(std::move(job))) {
       ReleaseLeases(slots);
@@ -255,6 +254,8 @@ class BlockManager::Impl {
     }
     if (work.empty()) return StoreHandle(state);
     auto job = [this, state, work] {
+      std::vector<uint32_t> written;  // in chain order, committed together tail-first
+      std::vector<size_t> written_index;
       for (const Work& w : work) {
         if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
           host_->Abort(w.slot);
@@ -265,10 +266,8 @@ class BlockManager::Impl {
         }
         Status st = GatherBlock(device_.view, w.device_block, host_->block(w.slot));
         if (st.ok()) {
-          host_->Commit(w.slot);
-          Add(counters_.stored_blocks, 1);
-          Add(counters_.stored_bytes, host_->block_bytes());
-          state->Finish(w.index, BlockState::kDone);
+          written.push_back(w.slot);
+          written_index.push_back(w.index);
         } else {
           host_->Abort(w.slot);
           Add(counters_.store_failed_blocks, 1);
@@ -276,6 +275,10 @@ class BlockManager::Impl {
                         st.WithContext(fmt::format("storing block {}", w.index)));
         }
       }
+      host_->Commit(written);
+      Add(counters_.stored_blocks, written.size());
+      Add(counters_.stored_bytes, written.size() * host_->block_bytes());
+      for (size_t i : written_index) state->Finish(i, BlockState::kDone);
     };
     if (!pool_->TrySubmit(job)) {
       for (const Work& w : work) {
@@ -366,8 +369,11 @@ class BlockManager::Impl {
   }
 
   void ReleaseLeases(const std::vector<uint32_t>& slots) {
+    std::vector<uint32_t> held;
+    held.reserve(slots.size());
     for (uint32_t s : slots)
-      if (s != kReleased) host_->Unlease(s);
+      if (s != kReleased) held.push_back(s);
+    host_->Unlease(held);
   }
 
   void Drop(TransferState& state, size_t i, Status why) {

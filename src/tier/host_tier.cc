@@ -82,6 +82,15 @@ uint32_t HostTier::Lease(const BlockKey& key) {
 
 void HostTier::Unlease(uint32_t slot) {
   std::lock_guard lock(mu_);
+  UnleaseLocked(slot);
+}
+
+void HostTier::Unlease(std::span<const uint32_t> chain) {
+  std::lock_guard lock(mu_);
+  for (size_t i = chain.size(); i > 0; --i) UnleaseLocked(chain[i - 1]);
+}
+
+void HostTier::UnleaseLocked(uint32_t slot) {
   Slot& s = slots_[slot];
   assert(s.state() == SlotState::kReady && s.leases > 0);
   if (--s.leases == 0) {
@@ -123,6 +132,15 @@ HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_ou
 
 void HostTier::Commit(uint32_t slot) {
   std::lock_guard lock(mu_);
+  CommitLocked(slot);
+}
+
+void HostTier::Commit(std::span<const uint32_t> chain) {
+  std::lock_guard lock(mu_);
+  for (size_t i = chain.size(); i > 0; --i) CommitLocked(chain[i - 1]);
+}
+
+void HostTier::CommitLocked(uint32_t slot) {
   assert(slots_[slot].state() == SlotState::kWriting);
   slots_[slot].set_state(SlotState::kReady);
   policy_->Add(slot);

@@ -69,11 +69,18 @@ class HostTier {
   uint32_t Lease(const BlockKey& key);
   // Ends one lease of `slot`; its last lease makes it evictable again (most recent).
   void Unlease(uint32_t slot);
+  // Ends one lease of each slot of a prefix chain (block order) under one lock. The
+  // chain re-enters the eviction order tail first, so its tail is evicted before its
+  // head: a prefix without its head is worthless, a head without its tail is not.
+  void Unlease(std::span<const uint32_t> chain);
 
   // Claims a slot for `key`, evicting the policy's victim when no slot is free.
   ReserveResult Reserve(const BlockKey& key, uint32_t* slot);
   // The reserved slot's data is written: the block becomes matchable and evictable.
   void Commit(uint32_t slot);
+  // Commits the slots of a prefix chain (block order) under one lock, tail first into
+  // the eviction order (see Unlease(span)).
+  void Commit(std::span<const uint32_t> chain);
   // Gives up a reservation: the key leaves the index, the slot is free.
   void Abort(uint32_t slot);
 
@@ -105,7 +112,9 @@ class HostTier {
   bool Evictable(const Slot& s) const {
     return s.state() == SlotState::kReady && s.leases == 0 && !s.pinned;
   }
-  void FreeSlot(uint32_t slot);               // REQUIRES(mu_)
+  void FreeSlot(uint32_t slot);       // REQUIRES(mu_)
+  void UnleaseLocked(uint32_t slot);  // REQUIRES(mu_)
+  void CommitLocked(uint32_t slot);   // REQUIRES(mu_)
   uint32_t LeaseLocked(const BlockKey& key);  // REQUIRES(mu_)
 
   const uint32_t capacity_;

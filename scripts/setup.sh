@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (as root):
+#   scripts/setup.sh run    install what is missing, build, start the main job
+#   scripts/setup.sh test   install what is missing, build, run the whole test suite
+#                           (release build, then unit+integration tests under ASAN+UBSAN,
+#                           then the concurrency tests under TSAN)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="$(nproc)"
+
+# Debian packages the build, the tests and the benchmarks need.
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git python3 python3-xxhash
+  libssl-dev libxxhash-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
+  nlohmann-json3-dev liburing-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# build DIR [cmake args...]
+build() {
+  local dir="$1"
+  shift
+  cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  run)
+    install_packages
+    build "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
+    shift
+    # Until `strata serve` exists, the main job prints the resolved configuration and tier sizes.
+    exec "$ROOT/build/bin/strata" "${@:-config}"
+    ;;
+  test)
+    install_packages
+    echo "== release build: all tests"
+    build "$ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_BUILD_BENCH=ON
+    ctest --test-dir "$ROOT/build" -j "$JOBS" --output-on-failure --timeout 600
+
+    echo "== ASAN+UBSAN build: all tests"
+    build "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=address,undefined \
+      -DSTRATA_BUILD_BENCH=OFF
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest --test-dir "$ROOT/build-asan" -j "$JOBS" --output-on-failure --timeout 900
+
+    echo "== TSAN build: concurrent code"
+    build "$ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_BENCH=OFF
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      ctest --test-dir "$ROOT/build-tsan" -j "$JOBS" --output-on-failure --timeout 900 \
+      -R 'Concurrency|BlockManager|WorkerPool|HostTier'
+    ;;
+  *)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
