@@ -166,7 +166,7 @@ class BlockManager {
 
   // Tells Strata where the engine's device KV cache is. Must precede Load/Store.
   // InvalidArgument when its layout differs from options().layout; NotSupported for
-  // kCuda until the CUDA transfer backend exists.
+  // kCuda when the transfer engine has no CUDA backend (no toolkit or no device).
   Status RegisterDeviceCache(const DeviceCache& cache);
 
   // Keys of every full block of `tokens` in the namespace of `ctx`.

@@ -8,6 +8,7 @@
 #include "strata/block_key.h"
 #include "strata/layout.h"
 #include "strata/status.h"
+#include "strata/transfer.h"
 
 namespace strata {
 
@@ -39,6 +40,8 @@ struct BlockManagerOptions {
   HashAlgorithm hash_algorithm = HashAlgorithm::kSha256;
   // G2 host tier.
   HostTierOptions host;
+  // The transfer engine that moves blocks between tiers.
+  TransferEngineOptions transfer;
   // Threads that run asynchronous loads and stores. Default 2.
   uint32_t worker_threads = 2;
   // Loads and stores that may wait for a worker; past this a store is dropped (counted)

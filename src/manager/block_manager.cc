@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "manager/block_mover.h"
 #include "manager/transfer_state.h"
 #include "manager/worker_pool.h"
 #include "tier/host_tier.h"
@@ -51,9 +52,11 @@ void Add(std::atomic<uint64_t>& c, uint64_t v) {
 
 class BlockManager::Impl {
  public:
-  explicit Impl(const BlockManagerOptions& options, std::unique_ptr<HostTier> host)
+  Impl(const BlockManagerOptions& options, std::unique_ptr<HostTier> host,
+       std::unique_ptr<BlockMover> mover)
       : options_(options),
         host_(std::move(host)),
+        mover_(std::move(mover)),
         pool_(std::make_unique<WorkerPool>(options.worker_threads, options.max_queued_ops,
                                            "strata-io")) {}
 
@@ -72,9 +75,6 @@ class BlockManager::Impl {
   const BlockManagerOptions& options() const { return options_; }
 
   Status RegisterDeviceCache(const DeviceCache& cache) {
-    if (cache.kind == DeviceMemoryKind::kCuda)
-      return Status::NotSupported(
-          "CUDA device caches need the CUDA transfer backend (not built yet)");
     STRATA_RETURN_IF_ERROR(cache.view.Validate().WithContext("RegisterDeviceCache"));
     if (!(cache.view.layout == options_.layout))
       return Status::InvalidArgument(fmt::format(
@@ -83,6 +83,9 @@ class BlockManager::Impl {
     std::lock_guard lock(device_mu_);
     if (device_registered_.load())
       return Status::AlreadyExists("a device cache is already registered");
+    // Real device memory needs the transfer engine's CUDA backend: it says NotSupported
+    // with the reason when that backend is unavailable.
+    STRATA_RETURN_IF_ERROR(mover_->SetDevice(cache).WithContext("RegisterDeviceCache"));
     device_ = cache;
     device_registered_.store(true, std::memory_order_release);
     return Status::Ok();
@@ -179,26 +182,29 @@ class BlockManager::Impl {
 
     std::vector<uint32_t> dst(device_blocks.begin(), device_blocks.end());
     auto job = [this, state, slots, dst] {
-      std::vector<std::pair<BlockState, Status>> outcomes(slots.size());
-      for (size_t i = 0; i < slots.size(); ++i) {
-        if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
-          outcomes[i] = {BlockState::kCancelled, Status::Cancelled("load cancelled before it ran")};
-          Add(counters_.load_cancelled_blocks, 1);
-        } else if (Status st = ScatterBlock(host_->block(slots[i]), device_.view, dst[i]);
-                   st.ok()) {
-          outcomes[i] = {BlockState::kDone, Status::Ok()};
-          Add(counters_.loaded_blocks, 1);
-          Add(counters_.loaded_bytes, host_->block_bytes());
-        } else {
-          outcomes[i] = {BlockState::kFailed, st.WithContext(fmt::format("loading block {}", i))};
-          Add(counters_.load_failed_blocks, 1);
-        }
+      std::vector<Status> per_block;
+      if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
+        per_block.assign(slots.size(), Status::Cancelled("load cancelled before it ran"));
+      } else {
+        mover_->Move(TransferOp::kRead, dst, slots, &per_block);
       }
       // Return the leases before reporting, so a caller that saw the handle finish also
       // sees the blocks evictable again.
       host_->Unlease(slots);
-      for (size_t i = 0; i < slots.size(); ++i)
-        state->Finish(i, outcomes[i].first, std::move(outcomes[i].second));
+      for (size_t i = 0; i < slots.size(); ++i) {
+        if (per_block[i].ok()) {
+          Add(counters_.loaded_blocks, 1);
+          Add(counters_.loaded_bytes, host_->block_bytes());
+          state->Finish(i, BlockState::kDone);
+        } else if (per_block[i].code() == StatusCode::kCancelled) {
+          Add(counters_.load_cancelled_blocks, 1);
+          state->Finish(i, BlockState::kCancelled, std::move(per_block[i]));
+        } else {
+          Add(counters_.load_failed_blocks, 1);
+          state->Finish(i, BlockState::kFailed,
+                        per_block[i].WithContext(fmt::format("loading block {}", i)));
+        }
+      }
     };
     if (!pool_->TrySubmit(std::move(job))) {
       ReleaseLeases(slots);
@@ -254,31 +260,40 @@ class BlockManager::Impl {
     }
     if (work.empty()) return StoreHandle(state);
     auto job = [this, state, work] {
-      std::vector<uint32_t> written;  // in chain order, committed together tail-first
-      std::vector<size_t> written_index;
+      std::vector<const Work*> todo;
       for (const Work& w : work) {
         if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
           host_->Abort(w.slot);
           Add(counters_.store_cancelled_blocks, 1);
           state->Finish(w.index, BlockState::kCancelled,
                         Status::Cancelled("store cancelled before it ran"));
-          continue;
-        }
-        Status st = GatherBlock(device_.view, w.device_block, host_->block(w.slot));
-        if (st.ok()) {
-          written.push_back(w.slot);
-          written_index.push_back(w.index);
         } else {
-          host_->Abort(w.slot);
+          todo.push_back(&w);
+        }
+      }
+      std::vector<uint32_t> devs, slots;
+      for (const Work* w : todo) {
+        devs.push_back(w->device_block);
+        slots.push_back(w->slot);
+      }
+      std::vector<Status> per_block;
+      mover_->Move(TransferOp::kWrite, devs, slots, &per_block);
+      std::vector<uint32_t> written;  // in chain order, committed together tail-first
+      for (size_t i = 0; i < todo.size(); ++i) {
+        if (per_block[i].ok()) {
+          written.push_back(todo[i]->slot);
+        } else {
+          host_->Abort(todo[i]->slot);
           Add(counters_.store_failed_blocks, 1);
-          state->Finish(w.index, BlockState::kFailed,
-                        st.WithContext(fmt::format("storing block {}", w.index)));
+          state->Finish(todo[i]->index, BlockState::kFailed,
+                        per_block[i].WithContext(fmt::format("storing block {}", todo[i]->index)));
         }
       }
       host_->Commit(written);
       Add(counters_.stored_blocks, written.size());
       Add(counters_.stored_bytes, written.size() * host_->block_bytes());
-      for (size_t i : written_index) state->Finish(i, BlockState::kDone);
+      for (size_t i = 0; i < todo.size(); ++i)
+        if (per_block[i].ok()) state->Finish(todo[i]->index, BlockState::kDone);
     };
     if (!pool_->TrySubmit(job)) {
       for (const Work& w : work) {
@@ -396,6 +411,7 @@ class BlockManager::Impl {
 
   const BlockManagerOptions options_;
   const std::unique_ptr<HostTier> host_;
+  const std::unique_ptr<BlockMover> mover_;  // G1 <-> G2 through the transfer engine
 
   std::mutex device_mu_;
   std::atomic<bool> device_registered_{false};
@@ -421,8 +437,11 @@ Result<std::unique_ptr<BlockManager>> BlockManager::Create(const BlockManagerOpt
     if (!host->buffer().notes().empty())
       spdlog::info("strata: G2 host tier: {}", host->buffer().notes());
   }
+  auto mover = BlockMover::Create(options.transfer, options.layout, host ? host->data(0) : nullptr,
+                                  host ? host->capacity_blocks() : 0);
+  if (!mover.ok()) return mover.status().WithContext("creating the transfer engine");
   return std::unique_ptr<BlockManager>(
-      new BlockManager(std::make_unique<Impl>(options, std::move(host))));
+      new BlockManager(std::make_unique<Impl>(options, std::move(host), std::move(mover).value())));
 }
 
 BlockManager::BlockManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

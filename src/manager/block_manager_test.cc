@@ -316,8 +316,17 @@ TEST_F(BlockManagerTest, ArgumentErrorsNameTheProblem) {
 
   EXPECT_EQ(manager_->RegisterDeviceCache(device_->cache).code(), StatusCode::kAlreadyExists);
   DeviceCache cuda = device_->cache;
-  cuda.kind = DeviceMemoryKind::kCuda;
-  EXPECT_EQ(manager_->RegisterDeviceCache(cuda).code(), StatusCode::kNotSupported);
+  cuda.kind = DeviceMemoryKind::kCuda;  // host memory claimed to be CUDA memory
+  BlockManagerOptions o;
+  o.model_fingerprint = "test-model";
+  o.layout = SmallLayout();
+  o.host.capacity_bytes = 1 << 20;
+  auto fresh = BlockManager::Create(o);
+  ASSERT_TRUE(fresh.ok());
+  Status s = (*fresh)->RegisterDeviceCache(cuda);
+  // Without a CUDA device the transfer engine refuses it; with one, the pointer check does.
+  EXPECT_TRUE(s.code() == StatusCode::kNotSupported || s.code() == StatusCode::kInvalidArgument)
+      << s.ToString();
 }
 
 TEST_F(BlockManagerTest, LayoutMismatchIsRefused) {
