@@ -59,11 +59,13 @@ case "$cmd" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --test-dir "$ROOT/build-asan" -j "$JOBS" --output-on-failure --timeout 900
 
+    # The 1 GiB io_uring descriptor test is left out under TSAN: pinning 1 GiB there takes minutes.
     echo "== TSAN build: concurrent code"
     build "$ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_BENCH=OFF
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       ctest --test-dir "$ROOT/build-tsan" -j "$JOBS" --output-on-failure --timeout 900 \
-      -R 'Concurrency|BlockManager|WorkerPool|HostTier'
+      -R 'Concurrency|BlockManager|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk' \
+      -E 'LargerThanOneGib'
     ;;
   *)
     echo "usage: $0 run|test" >&2
