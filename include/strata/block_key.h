@@ -28,6 +28,9 @@ namespace strata {
 
 using TokenId = int32_t;
 
+// Lower-case hex of `bytes` (two digits a byte).
+std::string HexEncode(std::span<const uint8_t> bytes);
+
 enum class HashAlgorithm : uint8_t {
   kSha256,   // default; 32-byte keys
   kXxh3_128  // 16 significant bytes, the other 16 are zero

@@ -17,15 +17,7 @@ namespace strata {
 static_assert(std::endian::native == std::endian::little,
               "the G3 format is little-endian and is encoded with plain copies");
 
-std::string NamespaceFingerprint::ToHex() const {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s(64, '0');
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    s[2 * i] = kDigits[bytes[i] >> 4];
-    s[2 * i + 1] = kDigits[bytes[i] & 0xf];
-  }
-  return s;
-}
+std::string NamespaceFingerprint::ToHex() const { return HexEncode(bytes); }
 
 namespace disk {
 namespace {

@@ -85,15 +85,17 @@ Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name) {
       fmt::format("unknown hash algorithm '{}' (expected sha256 or xxh3_128)", name));
 }
 
-std::string BlockKey::ToHex() const {
+std::string HexEncode(std::span<const uint8_t> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s(64, '0');
+  std::string s(2 * bytes.size(), '0');
   for (size_t i = 0; i < bytes.size(); ++i) {
     s[2 * i] = kDigits[bytes[i] >> 4];
     s[2 * i + 1] = kDigits[bytes[i] & 0xf];
   }
   return s;
 }
+
+std::string BlockKey::ToHex() const { return HexEncode(bytes); }
 
 Result<BlockKey> BlockKey::FromHex(std::string_view hex) {
   if (hex.size() != 64)
