@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Runs the transfer engine beside its baselines in one session: fio (io_uring, and psync
 # with numjobs=QD for the posix backend) against strata-xferbench on the same file, block
-# size, queue depth and direction; the host<->host memcpy sweep with its std::memcpy
-# baseline; and the per-request overhead against raw pread/pwrite and raw io_uring.
+# size, queue depth and direction; the same io_uring reads with the host buffer on
+# differently faulted pages; the host<->host memcpy sweep with its std::memcpy baseline;
+# and the per-request overhead against raw pread/pwrite and raw io_uring.
 # Results and their reading: docs/benchmarks.md.
 #
 #   bench/run_transfer_baselines.sh [--quick] [--bin PATH] [--file PATH] [--out DIR]
 #
-#   --quick   QD 1 and 32, one 1 s run per point (about 2 minutes instead of about 9)
+#   --quick   QD 1 and 32, one 1 s run per point (about 2 minutes instead of about 8.5)
 #   --bin     strata-xferbench binary (default: build/bin, then build-bench/bin)
 #   --file    benchmark file, 2 GiB, created and deleted here (default /var/tmp/...;
 #             it must not be on tmpfs: O_DIRECT)
 #   --out     directory for the raw JSON results and summary.md (default: a temp dir)
+#   --only    comma-separated sections to run: fio, pages, mem, raw (default: all)
 #
 # Needs fio (apt-get install -y fio) and python3. Installs nothing.
 set -euo pipefail
@@ -21,13 +23,15 @@ QUICK=0
 BIN=""
 FILE=/var/tmp/strata-transfer-baselines.dat
 OUT=""
+ONLY="fio,pages,mem,raw"
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
     --bin) BIN="$2"; shift ;;
     --file) FILE="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --only) ONLY="$2"; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -85,6 +89,8 @@ echo "# results in $OUT"
 "$BIN" --file "$FILE" --file-size "$SIZE" --keep-file --backend posix --op read \
   --block-size 4M --batch 1 --qd 1 --seconds 0.1 --warmup 0 >/dev/null
 
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
 run_fio() {  # engine op bs qd rep -> json file path on stdout
   local engine="$1" op="$2" bs="$3" qd="$4" out="$OUT/fio-$1-$2-$3-qd$4-r$5.json"
   local args=(--name=strata-baseline --filename="$FILE" --direct=1 --rw="$op" --bs="$bs"
@@ -118,9 +124,12 @@ run_strata() {  # backend op bs qd rep -> json file path on stdout
   echo "$out"
 }
 
-echo "# fio vs strata-xferbench, O_DIRECT, batch 1, sequential, ${RT}s per run, $REPS alternating runs"
 pairs="$OUT/pairs.tsv"
+memfx="$OUT/memfx.tsv"
 : >"$pairs"
+: >"$memfx"
+if want fio; then
+echo "# fio vs strata-xferbench, O_DIRECT, batch 1, sequential, ${RT}s per run, $REPS alternating runs"
 for op in "${OPS[@]}"; do
   for bs in "${BLOCKS[@]}"; do
     for qd in "${QDS[@]}"; do
@@ -145,13 +154,13 @@ for op in "${OPS[@]}"; do
     done
   done
 done
+fi
 
 # The host buffer's pages change what the virtio disk delivers for large reads: the
 # same io_uring point with the buffer populated by page faults, left for the
 # registration to pin (as fio's malloc'd buffers are), and on 2 MiB huge pages.
+if want pages; then
 echo "# host buffer pages: io_uring reads, $REPS alternating runs"
-memfx="$OUT/memfx.tsv"
-: >"$memfx"
 for point in "1M 32" "4M 8"; do
   read -r bs qd <<<"$point"
   for ((rep = 1; rep <= REPS; rep++)); do
@@ -165,20 +174,32 @@ for point in "1M 32" "4M 8"; do
     done
   done
 done
+fi
 
+if want mem; then
 echo "# host<->host: memcpy backend vs single-thread std::memcpy"
 "$BIN" --mode mem --block-size 256K,1M,4M,16M,64M --batch 1,16 --qd 1 --op both \
   --seconds "$MEM_RT" --warmup 0.2 --quiet --json "$OUT/mem.json"
+fi
 
+if want raw; then
 echo "# per-request overhead at QD1, batch 1"
 "$BIN" --mode raw-overhead --file "$FILE" --file-size "$SIZE" --keep-file --op both \
   --block-size 4K,64K --direct both --seconds "$RAW_RT" --warmup 0.2 --quiet --json "$OUT/raw.json"
+fi
 
 python3 - "$pairs" "$OUT/mem.json" "$OUT/raw.json" "$memfx" >"$OUT/summary.md" <<'EOF'
-import json, sys
+import json, os, statistics, sys
 
-import statistics
 pairs, mem_path, raw_path, memfx_path = sys.argv[1:5]
+def span(v):
+    m = statistics.median(v)
+    return f"{m:.3f}" if len(v) == 1 else f"{m:.3f} [{min(v):.2f}–{max(v):.2f}]"
+def size(b):
+    for s, n in ((30, "G"), (20, "M"), (10, "K")):
+        if b >= 1 << s and b % (1 << s) == 0:
+            return f"{b >> s}{n}"
+    return str(b)
 rows, disturbed, runs = {}, 0, 0
 for line in open(pairs):
     backend, engine, op, bs, qd, fpath, spath, others = line.rstrip("\n").split("\t")
@@ -193,48 +214,44 @@ for line in open(pairs):
     r["ratio"].append(r["strata"][-1] / r["fio"][-1])
     runs += 1
     disturbed += int(others) > 0
-reps = max(len(r["fio"]) for r in rows.values())
-print(f"### fio vs strata (O_DIRECT, batch 1, sequential; median of {reps} alternating runs [min–max])\n")
-print(f"Pairs started while a compiler or test binary was running: {disturbed} of {runs}\n")
-print("| backend (fio engine) | op | block | QD | fio GB/s | strata GB/s | strata/fio (median of pairs) | fio mean lat µs | strata mean compl µs |")
-print("|---|---|---|---|---|---|---|---|---|")
-def span(v):
-    m = statistics.median(v)
-    return f"{m:.3f}" if len(v) == 1 else f"{m:.3f} [{min(v):.2f}–{max(v):.2f}]"
+reps = max((len(r["fio"]) for r in rows.values()), default=0)
+if rows:
+  print(f"### fio vs strata (O_DIRECT, batch 1, sequential; median of {reps} alternating runs [min–max])\n")
+  print(f"Pairs started while a compiler or test binary was running: {disturbed} of {runs}\n")
+  print("| backend (fio engine) | op | block | QD | fio GB/s | strata GB/s | strata/fio (median of pairs) | fio mean lat µs | strata mean compl µs |")
+  print("|---|---|---|---|---|---|---|---|---|")
 for (backend, engine, op, bs, qd), r in rows.items():
     print(f"| {backend} ({engine}) | {op} | {bs} | {qd} | {span(r['fio'])} | {span(r['strata'])} | "
           f"{statistics.median(r['ratio']):.3f} | {statistics.median(r['flat']):.1f} | "
           f"{statistics.median(r['slat']):.1f} |")
 
-print("\n### host buffer pages (io_uring, O_DIRECT read, batch 1; median [min–max])\n")
 fx = {}
 for line in open(memfx_path):
     bs, qd, hm, fpath, spath = line.rstrip("\n").split("\t")
     r = fx.setdefault((bs, qd), {"fio": {}, "strata": {}})
     r["fio"][fpath] = json.load(open(fpath))["jobs"][0]["read"]["bw_bytes"] / 1e9
     r["strata"].setdefault(hm, []).append(json.load(open(spath))["points"][0]["gbps"])
-print("| block | QD | fio GB/s | strata populate GB/s | strata lazy GB/s | strata thp GB/s |")
-print("|---|---|---|---|---|---|")
+if fx:
+  print("\n### host buffer pages (io_uring, O_DIRECT read, batch 1; median [min–max])\n")
+  print("| block | QD | fio GB/s | strata populate GB/s | strata lazy GB/s | strata thp GB/s |")
+  print("|---|---|---|---|---|---|")
 for (bs, qd), r in fx.items():
     cells = [span(list(r["fio"].values()))] + [span(r["strata"][hm]) for hm in ("populate", "lazy", "thp")]
     print(f"| {bs} | {qd} | " + " | ".join(cells) + " |")
 
-print("\n### host<->host: memcpy backend vs single-thread std::memcpy\n")
-print("| op | block | batch | QD | engine GB/s | std::memcpy GB/s | engine/memcpy | post µs mean | compl µs mean |")
-print("|---|---|---|---|---|---|---|---|---|")
-def size(b):
-    for s, n in ((30, "G"), (20, "M"), (10, "K")):
-        if b >= 1 << s and b % (1 << s) == 0:
-            return f"{b >> s}{n}"
-    return str(b)
-for p in json.load(open(mem_path))["points"]:
+if os.path.exists(mem_path):
+  print("\n### host<->host: memcpy backend vs single-thread std::memcpy\n")
+  print("| op | block | batch | QD | engine GB/s | std::memcpy GB/s | engine/memcpy | post µs mean | compl µs mean |")
+  print("|---|---|---|---|---|---|---|---|---|")
+for p in (json.load(open(mem_path))["points"] if os.path.exists(mem_path) else []):
     print(f"| {p['op']} | {size(p['block_size'])} | {p['batch']} | {p['qd']} | {p['gbps']:.2f} | "
           f"{p['memcpy_gbps']:.2f} | {p['ratio']:.3f} | {p['post_us_mean']:.1f} | {p['completion_us_mean']:.1f} |")
 
-print("\n### per-request overhead (QD1, batch 1)\n")
-print("| op | block | O_DIRECT | method | samples | mean µs | p50 µs | p99 µs | engine − syscall µs | engine − raw io_uring µs |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for r in json.load(open(raw_path))["raw_overhead"]:
+if os.path.exists(raw_path):
+  print("\n### per-request overhead (QD1, batch 1)\n")
+  print("| op | block | O_DIRECT | method | samples | mean µs | p50 µs | p99 µs | engine − syscall µs | engine − raw io_uring µs |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
+for r in (json.load(open(raw_path))["raw_overhead"] if os.path.exists(raw_path) else []):
     o1 = f"{r['overhead_vs_syscall_us']:.2f}" if "overhead_vs_syscall_us" in r else ""
     o2 = f"{r['overhead_vs_raw_uring_us']:.2f}" if "overhead_vs_raw_uring_us" in r else ""
     print(f"| {r['op']} | {size(r['block_size'])} | {r['direct']} | {r['method']} | {r['samples']} | "
