@@ -95,7 +95,9 @@ std::string HexEncode(std::span<const uint8_t> bytes) {
   return s;
 }
 
-std::string BlockKey::ToHex() const { return HexEncode(bytes); }
+std::string BlockKey::ToHex() const {
+  return HexEncode(bytes);
+}
 
 Result<BlockKey> BlockKey::FromHex(std::string_view hex) {
   if (hex.size() != 64)

@@ -51,16 +51,22 @@ struct EmulatedDevice {
   DeviceCache cache;
 };
 
+// Options for a test manager of `layout` whose host tier holds `host_blocks` blocks.
+BlockManagerOptions TestOptions(const KvLayout& layout, uint64_t host_blocks) {
+  BlockManagerOptions o;
+  o.model_fingerprint = "test-model";
+  o.layout = layout;
+  o.host.capacity_bytes = host_blocks * layout.block_bytes();
+  o.host.pin_for_cuda = false;
+  return o;
+}
+
 class BlockManagerTest : public ::testing::Test {
  protected:
   void SetUp() override { Make(64); }
   void Make(uint32_t host_blocks, uint32_t queue = 1024) {
     manager_.reset();
-    BlockManagerOptions o;
-    o.model_fingerprint = "test-model";
-    o.layout = SmallLayout();
-    o.host.capacity_bytes = uint64_t{host_blocks} * o.layout.block_bytes();
-    o.host.pin_for_cuda = false;
+    BlockManagerOptions o = TestOptions(SmallLayout(), host_blocks);
     o.max_queued_ops = queue;
     auto m = BlockManager::Create(o);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -263,11 +269,7 @@ TEST_F(BlockManagerTest, FullQueueDropsStoresInsteadOfWaiting) {
                      .head_dim = 128,
                      .dtype = DType::kFloat32,
                      .tokens_per_block = 16};  // 512 KiB blocks
-  BlockManagerOptions o;
-  o.model_fingerprint = "test-model";
-  o.layout = big;
-  o.host.capacity_bytes = 256 * big.block_bytes();
-  o.host.pin_for_cuda = false;
+  BlockManagerOptions o = TestOptions(big, 256);
   o.worker_threads = 1;
   o.max_queued_ops = 1;
   auto m = BlockManager::Create(o);
@@ -317,10 +319,7 @@ TEST_F(BlockManagerTest, ArgumentErrorsNameTheProblem) {
   EXPECT_EQ(manager_->RegisterDeviceCache(device_->cache).code(), StatusCode::kAlreadyExists);
   DeviceCache cuda = device_->cache;
   cuda.kind = DeviceMemoryKind::kCuda;  // host memory claimed to be CUDA memory
-  BlockManagerOptions o;
-  o.model_fingerprint = "test-model";
-  o.layout = SmallLayout();
-  o.host.capacity_bytes = 1 << 20;
+  BlockManagerOptions o = TestOptions(SmallLayout(), 64);
   auto fresh = BlockManager::Create(o);
   ASSERT_TRUE(fresh.ok());
   Status s = (*fresh)->RegisterDeviceCache(cuda);
@@ -330,10 +329,7 @@ TEST_F(BlockManagerTest, ArgumentErrorsNameTheProblem) {
 }
 
 TEST_F(BlockManagerTest, LayoutMismatchIsRefused) {
-  BlockManagerOptions o;
-  o.model_fingerprint = "test-model";
-  o.layout = SmallLayout();
-  o.host.capacity_bytes = 1 << 20;
+  BlockManagerOptions o = TestOptions(SmallLayout(), 64);
   auto m = BlockManager::Create(o);
   ASSERT_TRUE(m.ok());
   KvLayout other = SmallLayout();

@@ -146,10 +146,12 @@ class IoUringBackend final : public TransferBackend {
         "io_uring_register_files_sparse",
         [](io_uring* u) { return io_uring_register_files_sparse(u, kFixedFiles); },
         [](io_uring* u) { io_uring_unregister_files(u); });
-    fixed_buffers_ = want_fixed_buffers_ && RegisterOnAllRings(
-        "io_uring_register_buffers_sparse",
-        [](io_uring* u) { return io_uring_register_buffers_sparse(u, kFixedBuffers); },
-        [](io_uring* u) { io_uring_unregister_buffers(u); });
+    fixed_buffers_ =
+        want_fixed_buffers_ &&
+        RegisterOnAllRings(
+            "io_uring_register_buffers_sparse",
+            [](io_uring* u) { return io_uring_register_buffers_sparse(u, kFixedBuffers); },
+            [](io_uring* u) { io_uring_unregister_buffers(u); });
     if (fixed_files_) file_used_.assign(kFixedFiles, false);
     if (fixed_buffers_) buffer_used_.assign(kFixedBuffers, false);
 
