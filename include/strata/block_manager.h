@@ -71,7 +71,8 @@ enum class BlockState : uint8_t {
   kPending,    // queued or running
   kDone,       // loaded into the device block / stored in a tier
   kSkipped,    // store only: the tier already holds (or is writing) this key
-  kDropped,    // store only: not stored because a queue or tier was full (counted)
+  kDropped,    // store only: not stored because a queue or tier was full, or the host
+               // tier's admission (selective write mode) refused it (counted)
   kFailed,     // the transfer failed; error(i) says why
   kCancelled,  // Cancel() reached it before it ran
 };
@@ -128,11 +129,15 @@ class StoreHandle : public TransferHandle {
 
 struct BlockManagerStats {
   uint64_t match_calls = 0;
-  uint64_t match_prompt_blocks = 0;  // full blocks in matched prompts
-  uint64_t match_hit_blocks = 0;     // of those, blocks found
+  uint64_t match_prompt_blocks = 0;    // full blocks in matched prompts
+  uint64_t match_hit_blocks = 0;       // of those, blocks found (any tier)
+  uint64_t match_hit_blocks_host = 0;  // ... found in G2
+  uint64_t match_hit_blocks_disk = 0;  // ... found in G3 (and not in G2)
   uint64_t matched_tokens = 0;
   uint64_t load_calls = 0;
-  uint64_t loaded_blocks = 0;
+  uint64_t loaded_blocks = 0;            // into device blocks, from any tier
+  uint64_t loaded_blocks_from_disk = 0;  // of those, read from G3 (onboard disk -> device)
+  uint64_t promoted_blocks = 0;          // G3 hits copied into G2 on the way
   uint64_t load_failed_blocks = 0;
   uint64_t load_cancelled_blocks = 0;
   uint64_t loaded_bytes = 0;
@@ -143,7 +148,8 @@ struct BlockManagerStats {
   uint64_t store_failed_blocks = 0;
   uint64_t store_cancelled_blocks = 0;
   uint64_t stored_bytes = 0;
-  uint64_t active_requests = 0;  // requests holding leases
+  uint64_t host_admission_rejects = 0;  // Store blocks the G1 -> G2 write mode refused
+  uint64_t active_requests = 0;         // requests holding leases
   uint64_t queued_ops = 0;
   // G2 host tier.
   uint64_t host_capacity_blocks = 0;
@@ -152,6 +158,26 @@ struct BlockManagerStats {
   uint64_t host_pinned_blocks = 0;
   uint64_t host_evictions = 0;
   uint64_t host_index_bytes = 0;
+  // G2 -> G3 offload (write-through, selective, write-back).
+  uint64_t disk_admission_rejects = 0;  // blocks the G2 -> G3 admission policy refused
+  uint64_t disk_offload_queued = 0;     // waiting for a disk writer now
+  uint64_t disk_offload_blocks = 0;     // written to G3 (offload host -> disk)
+  uint64_t disk_offload_bytes = 0;
+  uint64_t disk_offload_present = 0;   // already on disk; nothing written
+  uint64_t disk_offload_dropped = 0;   // queue or write-back buffer full, no disk space,
+                                       // or a write error
+  uint64_t disk_offload_failed = 0;    // of the dropped: write errors (ENOSPC, EIO, ...)
+  uint64_t disk_writeback_blocks = 0;  // G2 evictions copied out for write-back
+  // G3 disk tier (all zero without one).
+  uint64_t disk_capacity_blocks = 0;
+  uint64_t disk_used_blocks = 0;
+  uint64_t disk_leased_blocks = 0;
+  uint64_t disk_evictions = 0;
+  uint64_t disk_read_errors = 0;  // I/O errors on load (the block left the index)
+  uint64_t disk_corruptions = 0;  // checksum/key/fingerprint mismatches on load (left the index)
+  uint64_t disk_recovered_blocks = 0;  // found at start-up (warm restart)
+  uint64_t disk_index_bytes = 0;
+  bool disk_direct_io = false;
 };
 
 class BlockManager {
@@ -197,6 +223,10 @@ class BlockManager {
   // The request was aborted: cancels its loads that have not run, releases its leases.
   // Its stores go on (their KV is valid and reusable); StoreHandle::Cancel stops one.
   void Cancel(std::string_view request_id);
+
+  // Writes G3's segment files through to stable storage (fdatasync). Blocks the caller;
+  // OK without a disk tier.
+  Status FlushDisk();
 
   // Pins keep blocks in the host tier regardless of eviction (e.g. a system prompt).
   Status Pin(std::span<const BlockKey> keys);

@@ -9,6 +9,7 @@
 // Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -32,9 +33,11 @@ class FaultInjector {
   void ShortNext(TransferOp op, uint64_t bytes, uint32_t count = 1);
   // Every I/O of `op` overlapping [offset, offset + length) fails with `error` until Clear().
   void FailRange(TransferOp op, uint64_t offset, uint64_t length, int error);
+  // Every I/O of `op` is delayed by `delay` (a slow device) until Clear(); faults still apply.
+  void SetDelay(TransferOp op, std::chrono::microseconds delay);
   void Clear();
 
-  // Consulted by backends once per I/O.
+  // Consulted by backends once per I/O (sleeps first when a delay is set).
   IoFault Check(TransferOp op, uint64_t offset, uint64_t length);
   // Faults injected so far.
   uint64_t injected() const;
@@ -47,8 +50,9 @@ class FaultInjector {
     uint64_t offset = 0, length = UINT64_MAX;
   };
   mutable std::mutex mu_;
-  std::vector<Rule> rules_;  // GUARDED_BY(mu_)
-  uint64_t injected_ = 0;    // GUARDED_BY(mu_)
+  std::vector<Rule> rules_;                  // GUARDED_BY(mu_)
+  uint64_t injected_ = 0;                    // GUARDED_BY(mu_)
+  std::chrono::microseconds delay_[2] = {};  // GUARDED_BY(mu_) by TransferOp
 };
 
 }  // namespace strata

@@ -3,9 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
+#include "strata/admission.h"
 #include "strata/block_key.h"
+#include "strata/fault_injection.h"
 #include "strata/layout.h"
 #include "strata/status.h"
 #include "strata/transfer.h"
@@ -27,6 +31,104 @@ struct HostTierOptions {
   Status Validate() const;
 };
 
+// Why a key left the disk tier's index (DiskTierOptions::on_remove).
+enum class DiskRemoval : uint8_t {
+  kEvicted,     // its region was reclaimed to make room
+  kLoadFailed,  // a Read found it corrupt, mismatched or unreadable
+};
+
+// G3: local disk. Large preallocated segment files under one directory, written in
+// regions and reclaimed region by region; durable across restarts (docs/disk_format.md).
+struct DiskTierOptions {
+  // Directory of the tier's files; created when missing. Default "./strata-cache".
+  // Env: DYN_KVBM_DISK_CACHE_DIR.
+  std::string directory = "./strata-cache";
+  // Bytes of disk the tier may use. Default 0: no disk tier (`strata serve` and the
+  // config file default to 8 GiB). Env: DYN_KVBM_DISK_CACHE_GB.
+  uint64_t capacity_bytes = 0;
+  // Size of each preallocated segment file, rounded down to whole regions (at least one),
+  // capped by the capacity. Default 1 GiB.
+  uint64_t file_bytes = uint64_t{1} << 30;
+  // Size of a region, the unit of reclaim, rounded down to whole records (at least one).
+  // Default 64 MiB.
+  uint64_t region_bytes = uint64_t{64} << 20;
+  // Open segment files with O_DIRECT. When the filesystem refuses it (EINVAL, e.g. tmpfs)
+  // the tier uses buffered I/O and says why in notes() and the log. Default true.
+  bool use_direct_io = true;
+  // fdatasync the segment file before a Write is acknowledged. Default false: an
+  // acknowledged block survives a crash or kill -9 of the process (the write completed
+  // into the kernel or the device) but not necessarily a power loss or kernel crash;
+  // with true it survives those too, at the cost of a device flush per write.
+  bool sync_on_write = false;
+  // When the directory holds a tier of another format, layout or geometry: false (the
+  // default) refuses to open with an error saying what differs; true wipes it.
+  bool reset_on_mismatch = false;
+  // Transfer-engine backend for file I/O. Default kAuto (io_uring when available, else posix).
+  BackendKind backend = BackendKind::kAuto;
+  // Staging buffers of one record each: the most staged reads and writes in flight at
+  // once (callers beyond it wait for a buffer). Default 16.
+  uint32_t io_depth = 16;
+  // Called for every key that leaves the index by eviction or a failed load, with the
+  // tier's lock held: must be quick and must not call into the DiskTier. Default none.
+  std::function<void(const BlockKey&, DiskRemoval)> on_remove;
+  // Tests: a fault plan attached to every segment file (strata/fault_injection.h).
+  std::shared_ptr<FaultInjector> faults;
+
+  Status Validate() const;
+};
+
+// When a block written into one tier is copied into the tier below it.
+enum class WriteMode : uint8_t {
+  kWriteThrough,  // as soon as the block is complete in the upper tier
+  kSelective,     // once the block has been seen min_sightings times (a frequency filter)
+  kWriteBack,     // only when the upper tier evicts it (G2 -> G3 only)
+};
+std::string_view WriteModeName(WriteMode mode);  // "write_through", "selective", "write_back"
+Result<WriteMode> ParseWriteMode(std::string_view name);
+
+// How blocks move between the tiers of a BlockManager.
+struct HierarchyOptions {
+  // G1 -> G2 (BlockManager::Store): kWriteThrough (default: every stored block enters the
+  // host tier) or kSelective (only blocks seen min_sightings times; others are kDropped).
+  // kWriteBack is refused: the engine owns G1 and decides when its blocks are evicted, so
+  // "write-back" there means calling Store from the engine's eviction path.
+  WriteMode device_to_host = WriteMode::kWriteThrough;
+  // G2 -> G3. Default kWriteThrough: every block stored in G2 is also written to disk
+  // (durable at once); kSelective protects the SSD's endurance; kWriteBack writes a block
+  // only when G2 evicts it (blocks that live and die in G2 never touch the disk).
+  WriteMode host_to_disk = WriteMode::kWriteThrough;
+  // kSelective: sightings (a prompt whose full blocks include the key, counted at Match)
+  // a block needs before it is admitted. Default 2 (Dynamo's "seen twice").
+  uint32_t min_sightings = 2;
+  // The frequency filter forgets: every `sightings_decay_period` sightings all counts halve.
+  // Default 1M. Counters: `sightings_counters` 8-bit cells (memory). Default 1M.
+  uint64_t sightings_decay_period = uint64_t{1} << 20;
+  uint32_t sightings_counters = 1u << 20;
+  // Disk write budget, bytes per second (token bucket, one second of burst); blocks over
+  // budget are not written (counted as admission rejects). 0 = unlimited (default).
+  uint64_t disk_write_bytes_per_sec = 0;
+  // Replaces the built-in G2 -> G3 admission (frequency filter + write budget).
+  std::shared_ptr<AdmissionPolicy> disk_admission;
+  // Copy a block loaded from G3 into G2 so its next load is a host hit. Default true.
+  // With false, G3 loads stage through a small reserved set of host slots.
+  bool promote_disk_hits = true;
+  // Host slots reserved for staging G3 loads that do not promote (or find G2 full),
+  // allocated beside G2 (32 x block bytes: 64 MiB for 2 MiB blocks). Default 32.
+  uint32_t staging_slots = 32;
+  // kWriteBack: host slots that hold evicted blocks until they are on disk (the evicted
+  // slot itself is reused at once). With all of them busy, an eviction is not written
+  // back (counted as dropped). Allocated beside G2 in write-back mode only. Default 64.
+  uint32_t writeback_slots = 64;
+  // Threads that write blocks to G3 (offload), separate from the load/store workers so
+  // a slow disk never delays a load from G2. Default 2.
+  uint32_t disk_writer_threads = 2;
+  // Disk writes that may wait for a writer; past this a G3 write is dropped (counted).
+  // Default 256.
+  uint32_t max_queued_disk_writes = 256;
+
+  Status Validate() const;
+};
+
 // The engine-facing BlockManager.
 struct BlockManagerOptions {
   // Identity of the model weights (name, revision, digest); part of every block key. Required.
@@ -40,6 +142,10 @@ struct BlockManagerOptions {
   HashAlgorithm hash_algorithm = HashAlgorithm::kSha256;
   // G2 host tier.
   HostTierOptions host;
+  // G3 disk tier (off unless disk.capacity_bytes > 0; needs the host tier).
+  DiskTierOptions disk;
+  // Write modes, admission and promotion between the tiers.
+  HierarchyOptions hierarchy;
   // The transfer engine that moves blocks between tiers.
   TransferEngineOptions transfer;
   // Threads that run asynchronous loads and stores. Default 2.

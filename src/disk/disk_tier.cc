@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/slot_pool.h"
 #include "disk/disk_files.h"
 #include "memory/host_memory.h"
 
@@ -60,15 +61,6 @@ class ListGuard {
   DescListId id_;
 };
 
-// Posts `request` and waits for it however long it takes: the request's memory is in use
-// until then, and a stuck device is reported by the caller's own timeouts, not by freeing
-// buffers under a running I/O.
-Status PostAndWait(TransferEngine* engine, TransferRequest& request) {
-  STRATA_RETURN_IF_ERROR(engine->Post(request));
-  while (!request.done()) (void)request.Wait(std::chrono::seconds(10));
-  return request.status();
-}
-
 }  // namespace
 
 // Staging buffers, one record each, registered once with the engine and described by one
@@ -80,25 +72,9 @@ struct DiskTier::Staging {
   DescListId list = 0;
   bool registered = false, listed = false;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<uint32_t> free;  // GUARDED_BY(mu)
+  std::unique_ptr<SlotPool> slots;  // which buffers are free
 
   std::byte* data(uint32_t slot) const { return buffer->data() + slot * record_bytes; }
-  uint32_t Acquire() {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return !free.empty(); });
-    const uint32_t s = free.back();
-    free.pop_back();
-    return s;
-  }
-  void Release(uint32_t slot) {
-    {
-      std::lock_guard lock(mu);
-      free.push_back(slot);
-    }
-    cv.notify_one();
-  }
 };
 
 Result<std::unique_ptr<DiskTier>> DiskTier::Open(const DiskTierOptions& options,
@@ -168,7 +144,7 @@ Status DiskTier::Init() {
         {staging_->region, uint64_t{s} * geometry_.record_bytes, geometry_.record_bytes});
   STRATA_ASSIGN_OR_RETURN(staging_->list, engine_->PrepareDescList(descs));
   staging_->listed = true;
-  for (uint32_t s = options_.io_depth; s > 0; --s) staging_->free.push_back(s - 1);
+  staging_->slots = std::make_unique<SlotPool>(0, options_.io_depth);
 
   if (!files_->fresh()) STRATA_RETURN_IF_ERROR(Recover());
   std::lock_guard lock(mu_);
@@ -225,38 +201,49 @@ std::optional<DiskTier::HostRange> DiskTier::FindHostRange(const std::byte* p) c
   return std::nullopt;
 }
 
-Status DiskTier::RecordIo(TransferOp op, uint32_t record, uint32_t staging_slot,
-                          const std::optional<HostRange>& host, const std::byte* block) {
+Result<std::unique_ptr<TransferRequest>> DiskTier::RecordRequest(
+    TransferOp op, uint32_t record, uint32_t staging_slot, const std::optional<HostRange>& host,
+    const std::byte* block) {
   const uint32_t f = geometry_.file_of(record);
   const uint64_t off = geometry_.offset_of(record);
   const RegionId file = file_regions_[f];
-  std::unique_ptr<TransferRequest> request;
   if (!host) {
     // Staged: the whole record in one I/O.
     const Descriptor remote{file, off, geometry_.record_bytes};
     STRATA_ASSIGN_OR_RETURN(DescListId remote_list, engine_->PrepareDescList({&remote, 1}));
     ListGuard guard(engine_, remote_list);
     const uint32_t zero = 0;
-    STRATA_ASSIGN_OR_RETURN(
-        request, engine_->CreateRequest(op, staging_->list, {&staging_slot, 1}, remote_list,
-                                        {&zero, 1}, options_.backend));
-  } else {
-    // Zero-copy: the header from/to the staging buffer, the block from/to caller memory,
-    // posted together as two I/Os to adjacent file ranges.
-    const Descriptor local[2] = {
-        {staging_->region, uint64_t{staging_slot} * geometry_.record_bytes, kHeaderBytes},
-        {host->region, static_cast<uint64_t>(block - host->base), geometry_.block_bytes}};
-    const Descriptor remote[2] = {{file, off, kHeaderBytes},
-                                  {file, off + kHeaderBytes, geometry_.block_bytes}};
-    STRATA_ASSIGN_OR_RETURN(DescListId local_list, engine_->PrepareDescList(local));
-    ListGuard local_guard(engine_, local_list);
-    STRATA_ASSIGN_OR_RETURN(DescListId remote_list, engine_->PrepareDescList(remote));
-    ListGuard remote_guard(engine_, remote_list);
-    const uint32_t idx[2] = {0, 1};
-    STRATA_ASSIGN_OR_RETURN(
-        request, engine_->CreateRequest(op, local_list, idx, remote_list, idx, options_.backend));
+    return engine_->CreateRequest(op, staging_->list, {&staging_slot, 1}, remote_list, {&zero, 1},
+                                  options_.backend);
   }
-  return PostAndWait(engine_, *request);
+  // Zero-copy: the header from/to the staging buffer, the block from/to caller memory,
+  // posted together as two I/Os to adjacent file ranges.
+  const Descriptor local[2] = {
+      {staging_->region, uint64_t{staging_slot} * geometry_.record_bytes, kHeaderBytes},
+      {host->region, static_cast<uint64_t>(block - host->base), geometry_.block_bytes}};
+  const Descriptor remote[2] = {{file, off, kHeaderBytes},
+                                {file, off + kHeaderBytes, geometry_.block_bytes}};
+  STRATA_ASSIGN_OR_RETURN(DescListId local_list, engine_->PrepareDescList(local));
+  ListGuard local_guard(engine_, local_list);
+  STRATA_ASSIGN_OR_RETURN(DescListId remote_list, engine_->PrepareDescList(remote));
+  ListGuard remote_guard(engine_, remote_list);
+  const uint32_t idx[2] = {0, 1};
+  return engine_->CreateRequest(op, local_list, idx, remote_list, idx, options_.backend);
+}
+
+void DiskTier::RunRequests(std::vector<std::unique_ptr<TransferRequest>>& requests,
+                           std::vector<Status>* results) {
+  results->assign(requests.size(), Status::Ok());
+  std::vector<bool> posted(requests.size(), false);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    (*results)[i] = engine_->Post(*requests[i]);
+    posted[i] = (*results)[i].ok();
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (!posted[i]) continue;
+    while (!requests[i]->done()) (void)requests[i]->Wait(std::chrono::seconds(10));
+    (*results)[i] = requests[i]->status();
+  }
 }
 
 // ---- allocation and reclaim -----------------------------------------------------------
@@ -325,73 +312,132 @@ void DiskTier::RemoveLocked(uint32_t record, DiskRemoval why) {
 
 Result<DiskWriteOutcome> DiskTier::Write(const BlockKey& key, const NamespaceFingerprint& ns,
                                          const std::byte* block) {
-  if (block == nullptr) return Status::InvalidArgument("DiskTier::Write: block is null");
-  uint32_t record;
-  disk::RecordHeader header;
+  BatchWrite one{.key = key, .block = block};
+  WriteBatch({&one, 1}, ns);
+  if (!one.status.ok()) return one.status;
+  return one.outcome;
+}
+
+void DiskTier::WriteBatch(std::span<BatchWrite> blocks, const NamespaceFingerprint& ns) {
+  // Phase 1, under the lock: deduplicate and allocate a record for each new key. A key
+  // repeated within the batch finds the first copy writing (kInFlight).
+  std::vector<size_t> todo;
+  std::vector<uint32_t> records(blocks.size(), kNoRecord);
+  std::vector<disk::RecordHeader> headers(blocks.size());
   {
     std::lock_guard lock(mu_);
-    const uint32_t existing = index_.Find(key);
-    if (existing != BlockIndex::kNone) {
-      if (records_[existing].state() == RecordState::kWriting) {
-        ++counters_.write_in_flight;
-        return DiskWriteOutcome::kInFlight;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      BatchWrite& w = blocks[i];
+      w.status = Status::Ok();
+      if (w.block == nullptr) {
+        w.status = Status::InvalidArgument("DiskTier::Write: block is null");
+        continue;
       }
-      ++counters_.write_present;
-      return DiskWriteOutcome::kPresent;
+      const uint32_t existing = index_.Find(w.key);
+      if (existing != BlockIndex::kNone) {
+        if (records_[existing].state() == RecordState::kWriting) {
+          ++counters_.write_in_flight;
+          w.outcome = DiskWriteOutcome::kInFlight;
+        } else {
+          ++counters_.write_present;
+          w.outcome = DiskWriteOutcome::kPresent;
+        }
+        continue;
+      }
+      const uint32_t record = AllocateLocked();
+      if (record == kNoRecord) {
+        ++counters_.write_no_space;
+        w.outcome = DiskWriteOutcome::kNoSpace;
+        continue;
+      }
+      records_[record] = Record{};
+      records_[record].set_state(RecordState::kWriting);
+      index_.Insert(w.key, record);
+      ++regions_[geometry_.region_of(record)].pinned;
+      ++used_;
+      headers[i].sequence = next_sequence_++;
+      headers[i].epoch = regions_[geometry_.region_of(record)].epoch;
+      records[i] = record;
+      todo.push_back(i);
     }
-    record = AllocateLocked();
-    if (record == kNoRecord) {
-      ++counters_.write_no_space;
-      return DiskWriteOutcome::kNoSpace;
-    }
-    records_[record] = Record{};
-    records_[record].set_state(RecordState::kWriting);
-    index_.Insert(key, record);
-    ++regions_[geometry_.region_of(record)].pinned;
-    ++used_;
-    header.sequence = next_sequence_++;
-    header.epoch = regions_[geometry_.region_of(record)].epoch;
   }
 
-  const uint32_t slot = staging_->Acquire();
-  std::byte* stage = staging_->data(slot);
-  const std::optional<HostRange> host = FindHostRange(block);
-  const bool zero_copy = host.has_value();
-  if (!zero_copy) {
-    std::memcpy(stage + kHeaderBytes, block, geometry_.block_bytes);
-    std::memset(stage + kHeaderBytes + geometry_.block_bytes, 0,
-                geometry_.record_bytes - kHeaderBytes - geometry_.block_bytes);
+  // Phase 2: the I/O, as many records in flight as staging buffers allow.
+  std::vector<Status> io(blocks.size(), Status::Ok());
+  std::vector<bool> zero_copy(blocks.size(), false);
+  for (size_t next = 0; next < todo.size();) {
+    const std::vector<uint32_t> slots = staging_->slots->AcquireUpTo(todo.size() - next);
+    std::vector<std::unique_ptr<TransferRequest>> requests;
+    std::vector<size_t> which;  // block index of each request
+    for (size_t k = 0; k < slots.size(); ++k) {
+      const size_t i = todo[next + k];
+      const std::byte* block = blocks[i].block;
+      std::byte* stage = staging_->data(slots[k]);
+      const std::optional<HostRange> host = FindHostRange(block);
+      zero_copy[i] = host.has_value();
+      if (!zero_copy[i]) {
+        std::memcpy(stage + kHeaderBytes, block, geometry_.block_bytes);
+        std::memset(stage + kHeaderBytes + geometry_.block_bytes, 0,
+                    geometry_.record_bytes - kHeaderBytes - geometry_.block_bytes);
+      }
+      disk::RecordHeader& header = headers[i];
+      header.key = blocks[i].key;
+      header.ns = ns;
+      header.payload_length = geometry_.block_bytes;
+      // Checksum what is written: the staged copy, or the caller's block itself.
+      header.payload_checksum =
+          disk::PayloadChecksum(zero_copy[i] ? block : stage + kHeaderBytes, geometry_.block_bytes);
+      header.record_bytes = geometry_.record_bytes;
+      header.record_index = records[i];
+      disk::EncodeRecordHeader(header, stage);
+      auto request = RecordRequest(TransferOp::kWrite, records[i], slots[k], host, block);
+      if (!request.ok()) {
+        io[i] = request.status();
+        continue;
+      }
+      requests.push_back(std::move(request).value());
+      which.push_back(i);
+    }
+    std::vector<Status> results;
+    RunRequests(requests, &results);
+    for (size_t r = 0; r < which.size(); ++r) io[which[r]] = std::move(results[r]);
+    if (options_.sync_on_write) {
+      // One fdatasync per file written in this round; its result is every such write's.
+      std::vector<std::optional<Status>> synced(files_->num_files());
+      for (size_t k = 0; k < slots.size(); ++k) {
+        const size_t i = todo[next + k];
+        if (!io[i].ok()) continue;
+        std::optional<Status>& sync = synced[geometry_.file_of(records[i])];
+        if (!sync) sync = files_->Sync(geometry_.file_of(records[i]));
+        io[i] = *sync;
+      }
+    }
+    staging_->slots->Release(slots);
+    next += slots.size();
   }
-  header.key = key;
-  header.ns = ns;
-  header.payload_length = geometry_.block_bytes;
-  // Checksum what is written: the staged copy, or the caller's block itself.
-  header.payload_checksum =
-      disk::PayloadChecksum(zero_copy ? block : stage + kHeaderBytes, geometry_.block_bytes);
-  header.record_bytes = geometry_.record_bytes;
-  header.record_index = record;
-  disk::EncodeRecordHeader(header, stage);
-  Status st = RecordIo(TransferOp::kWrite, record, slot, host, block);
-  staging_->Release(slot);
-  if (st.ok() && options_.sync_on_write) st = files_->Sync(geometry_.file_of(record));
 
+  // Phase 3, under the lock: acknowledge or forget each record.
   std::lock_guard lock(mu_);
-  --regions_[geometry_.region_of(record)].pinned;
-  if (!st.ok()) {
-    // Never acknowledged, never indexed. Bytes that did reach the disk (a torn record) are
-    // caught by the payload checksum should a recovery ever index them.
-    index_.Erase(record);
-    records_[record] = Record{};
-    --used_;
-    ++counters_.write_errors;
-    return st.WithContext(
-        fmt::format("disk tier: storing block {} in record {}", key.ToHex(), record));
+  for (size_t i : todo) {
+    const uint32_t record = records[i];
+    --regions_[geometry_.region_of(record)].pinned;
+    if (!io[i].ok()) {
+      // Never acknowledged, never indexed. Bytes that did reach the disk (a torn record) are
+      // caught by the payload checksum should a recovery ever index them.
+      index_.Erase(record);
+      records_[record] = Record{};
+      --used_;
+      ++counters_.write_errors;
+      blocks[i].status = io[i].WithContext(
+          fmt::format("disk tier: storing block {} in record {}", blocks[i].key.ToHex(), record));
+      continue;
+    }
+    records_[record].set_state(RecordState::kReady);
+    ++counters_.writes;
+    counters_.bytes_written += geometry_.record_bytes;
+    if (zero_copy[i]) ++counters_.zero_copy_ios;
+    blocks[i].outcome = DiskWriteOutcome::kWritten;
   }
-  records_[record].set_state(RecordState::kReady);
-  ++counters_.writes;
-  counters_.bytes_written += geometry_.record_bytes;
-  if (zero_copy) ++counters_.zero_copy_ios;
-  return DiskWriteOutcome::kWritten;
 }
 
 // ---- leases ---------------------------------------------------------------------------
@@ -489,55 +535,98 @@ Status DiskTier::VerifyRecord(uint32_t record, const std::byte* header_bytes,
 
 Status DiskTier::Read(uint32_t record, const BlockKey& expected, const NamespaceFingerprint& ns,
                       std::byte* out) {
-  if (out == nullptr) return Status::InvalidArgument("DiskTier::Read: out is null");
-  uint64_t epoch;
+  BatchRead one{.record = record, .key = expected, .out = out};
+  ReadBatch({&one, 1}, ns);
+  return one.status;
+}
+
+void DiskTier::ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint& ns) {
+  // Phase 1, under the lock: check each lease and take its region's epoch.
+  std::vector<size_t> todo;
+  std::vector<uint64_t> epochs(blocks.size(), 0);
   {
     std::lock_guard lock(mu_);
-    if (record >= records_.size() || records_[record].leases == 0)
-      return Status::InvalidArgument(
-          fmt::format("DiskTier::Read: record {} is not leased", record));
-    if (records_[record].state() == RecordState::kFailed)
-      return Status::NotFound(
-          fmt::format("block {} left the disk tier after a failed load of record {}",
-                      expected.ToHex(), record));
-    if (index_.key(record) != expected)
-      return Status::InvalidArgument(fmt::format("DiskTier::Read: record {} holds block {}, not {}",
-                                                 record, index_.key(record).ToHex(),
-                                                 expected.ToHex()));
-    epoch = regions_[geometry_.region_of(record)].epoch;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      BatchRead& b = blocks[i];
+      b.status = Status::Ok();
+      if (b.out == nullptr) {
+        b.status = Status::InvalidArgument("DiskTier::Read: out is null");
+      } else if (b.record >= records_.size() || records_[b.record].leases == 0) {
+        b.status = Status::InvalidArgument(
+            fmt::format("DiskTier::Read: record {} is not leased", b.record));
+      } else if (records_[b.record].state() == RecordState::kFailed) {
+        b.status = Status::NotFound(
+            fmt::format("block {} left the disk tier after a failed load of record {}",
+                        b.key.ToHex(), b.record));
+      } else if (index_.key(b.record) != b.key) {
+        b.status = Status::InvalidArgument(
+            fmt::format("DiskTier::Read: record {} holds block {}, not {}", b.record,
+                        index_.key(b.record).ToHex(), b.key.ToHex()));
+      } else {
+        epochs[i] = regions_[geometry_.region_of(b.record)].epoch;
+        todo.push_back(i);
+      }
+    }
   }
 
-  const uint32_t slot = staging_->Acquire();
-  std::byte* stage = staging_->data(slot);
-  const std::optional<HostRange> host = FindHostRange(out);
-  const bool zero_copy = host.has_value();
-  Status st = RecordIo(TransferOp::kRead, record, slot, host, out);
-  if (st.ok()) {
-    const std::byte* payload = zero_copy ? out : stage + kHeaderBytes;
-    st = VerifyRecord(record, stage, payload, expected, ns, epoch);
-    if (st.ok() && !zero_copy) std::memcpy(out, payload, geometry_.block_bytes);
+  // Phase 2: the I/O and verification, as many records in flight as staging allows.
+  std::vector<bool> zero_copy(blocks.size(), false);
+  for (size_t next = 0; next < todo.size();) {
+    const std::vector<uint32_t> slots = staging_->slots->AcquireUpTo(todo.size() - next);
+    std::vector<std::unique_ptr<TransferRequest>> requests;
+    std::vector<size_t> which;  // position k in this round of each request
+    for (size_t k = 0; k < slots.size(); ++k) {
+      BatchRead& b = blocks[todo[next + k]];
+      const std::optional<HostRange> host = FindHostRange(b.out);
+      zero_copy[todo[next + k]] = host.has_value();
+      auto request = RecordRequest(TransferOp::kRead, b.record, slots[k], host, b.out);
+      if (!request.ok()) {
+        b.status = request.status();
+        continue;
+      }
+      requests.push_back(std::move(request).value());
+      which.push_back(k);
+    }
+    std::vector<Status> results;
+    RunRequests(requests, &results);
+    for (size_t r = 0; r < which.size(); ++r) {
+      const size_t k = which[r];
+      const size_t i = todo[next + k];
+      BatchRead& b = blocks[i];
+      b.status = std::move(results[r]);
+      if (!b.status.ok()) continue;
+      const std::byte* stage = staging_->data(slots[k]);
+      const std::byte* payload = zero_copy[i] ? b.out : stage + kHeaderBytes;
+      b.status = VerifyRecord(b.record, stage, payload, b.key, ns, epochs[i]);
+      if (b.status.ok() && !zero_copy[i]) std::memcpy(b.out, payload, geometry_.block_bytes);
+    }
+    staging_->slots->Release(slots);
+    next += slots.size();
   }
-  staging_->Release(slot);
 
+  // Phase 3, under the lock: count, and take every block that failed out of the index.
   std::lock_guard lock(mu_);
-  if (st.ok()) {
-    ++counters_.reads;
-    counters_.bytes_read += geometry_.record_bytes;
-    if (zero_copy) ++counters_.zero_copy_ios;
-    return st;
+  for (size_t i : todo) {
+    BatchRead& b = blocks[i];
+    if (b.status.ok()) {
+      ++counters_.reads;
+      counters_.bytes_read += geometry_.record_bytes;
+      if (zero_copy[i]) ++counters_.zero_copy_ios;
+      continue;
+    }
+    if (b.status.code() == StatusCode::kCorruption) {
+      ++counters_.corruptions;
+    } else {
+      ++counters_.read_errors;
+    }
+    if (records_[b.record].state() == RecordState::kReady)
+      RemoveLocked(b.record, DiskRemoval::kLoadFailed);
+    const Location loc = Locate(b.record);
+    spdlog::warn("strata disk tier: block {} at {} offset {} failed to load and left the index: {}",
+                 b.key.ToHex(), loc.path, loc.offset, b.status.ToString());
+    b.status = b.status.WithContext(fmt::format("disk tier: loading block {} from {} at offset {}",
+                                                b.key.ToHex(), loc.path, loc.offset));
   }
-  if (st.code() == StatusCode::kCorruption) {
-    ++counters_.corruptions;
-  } else {
-    ++counters_.read_errors;
-  }
-  if (records_[record].state() == RecordState::kReady)
-    RemoveLocked(record, DiskRemoval::kLoadFailed);
-  const Location loc = Locate(record);
-  spdlog::warn("strata disk tier: block {} at {} offset {} failed to load and left the index: {}",
-               expected.ToHex(), loc.path, loc.offset, st.ToString());
-  return st.WithContext(fmt::format("disk tier: loading block {} from {} at offset {}",
-                                    expected.ToHex(), loc.path, loc.offset));
 }
 
 // ---- misc -----------------------------------------------------------------------------

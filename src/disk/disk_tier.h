@@ -41,6 +41,7 @@
 #include "strata/block_key.h"
 #include "strata/fault_injection.h"
 #include "strata/layout.h"
+#include "strata/options.h"
 #include "strata/status.h"
 #include "strata/transfer.h"
 #include "tier/block_index.h"
@@ -51,49 +52,6 @@ class HostBuffer;
 namespace disk {
 class DiskFiles;
 }
-
-// Why a key left the disk tier's index (DiskTierOptions::on_remove).
-enum class DiskRemoval : uint8_t {
-  kEvicted,     // its region was reclaimed to make room
-  kLoadFailed,  // a Read found it corrupt, mismatched or unreadable
-};
-
-struct DiskTierOptions {
-  // Directory of the tier's files; created when missing. Default "./strata-cache".
-  // Env (BlockManager integration): DYN_KVBM_DISK_CACHE_DIR.
-  std::string directory = "./strata-cache";
-  // Bytes of disk the tier may use. Default 8 GiB. Env: DYN_KVBM_DISK_CACHE_GB.
-  uint64_t capacity_bytes = uint64_t{8} << 30;
-  // Size of each preallocated segment file, rounded down to whole regions (at least one),
-  // capped by the capacity. Default 1 GiB.
-  uint64_t file_bytes = uint64_t{1} << 30;
-  // Size of a region, the unit of reclaim, rounded down to whole records (at least one).
-  // Default 64 MiB.
-  uint64_t region_bytes = uint64_t{64} << 20;
-  // Open segment files with O_DIRECT. When the filesystem refuses it (EINVAL, e.g. tmpfs)
-  // the tier uses buffered I/O and says why in notes() and the log. Default true.
-  bool use_direct_io = true;
-  // fdatasync the segment file before a Write is acknowledged. Default false: an
-  // acknowledged block survives a crash or kill -9 of the process (the write completed
-  // into the kernel or the device) but not necessarily a power loss or kernel crash;
-  // with true it survives those too, at the cost of a device flush per write.
-  bool sync_on_write = false;
-  // When the directory holds a tier of another format, layout or geometry: false (the
-  // default) refuses to open with an error saying what differs; true wipes it.
-  bool reset_on_mismatch = false;
-  // Transfer-engine backend for file I/O. Default kAuto (io_uring when available, else posix).
-  BackendKind backend = BackendKind::kAuto;
-  // Staging buffers of one record each: the most staged reads and writes in flight at
-  // once (callers beyond it wait for a buffer). Default 16.
-  uint32_t io_depth = 16;
-  // Called for every key that leaves the index by eviction or a failed load, with the
-  // tier's lock held: must be quick and must not call into the DiskTier. Default none.
-  std::function<void(const BlockKey&, DiskRemoval)> on_remove;
-  // Tests: a fault plan attached to every segment file (strata/fault_injection.h).
-  std::shared_ptr<FaultInjector> faults;
-
-  Status Validate() const;
-};
 
 // Result of DiskTier::Write that is not an error.
 enum class DiskWriteOutcome : uint8_t {
@@ -172,6 +130,17 @@ class DiskTier {
   Result<DiskWriteOutcome> Write(const BlockKey& key, const NamespaceFingerprint& ns,
                                  const std::byte* block);
 
+  // One block of WriteBatch: `key` and its `block` in; `status` and `outcome` out.
+  struct BatchWrite {
+    BlockKey key;
+    const std::byte* block = nullptr;
+    Status status;                                          // OK, or the error Write would return
+    DiskWriteOutcome outcome = DiskWriteOutcome::kNoSpace;  // valid when status is OK
+  };
+  // Writes every block like Write, with their I/Os in flight together (as many at a time
+  // as there are staging buffers, more when zero-copy). Returns when all completed.
+  void WriteBatch(std::span<BatchWrite> blocks, const NamespaceFingerprint& ns);
+
   // True when `key` is stored and ready.
   bool Contains(const BlockKey& key) const;
   // Leases `key` if it is ready: returns its record number, or kNoRecord on a miss.
@@ -193,6 +162,16 @@ class DiskTier {
   // still the caller's to Unlease either way.
   Status Read(uint32_t record, const BlockKey& expected, const NamespaceFingerprint& ns,
               std::byte* out);
+
+  // One block of ReadBatch: a leased `record` expected to hold `key`, read into `out`.
+  struct BatchRead {
+    uint32_t record = kNoRecord;
+    BlockKey key;
+    std::byte* out = nullptr;
+    Status status;  // out: what Read would return
+  };
+  // Reads every block like Read, with their I/Os in flight together.
+  void ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint& ns);
 
   // Keys of every ready record (e.g. to announce a warm tier's contents after Open).
   std::vector<BlockKey> Keys() const;
@@ -256,11 +235,17 @@ class DiskTier {
   void UnleaseLocked(uint32_t record);
   void RemoveLocked(uint32_t record, DiskRemoval why);  // ready -> out of the index
 
-  // One blocking I/O of `record`. The header always moves through staging buffer
+  // A prepared I/O of `record`. The header always moves through staging buffer
   // `staging_slot`; the block moves straight from/to `block` in `host` memory when given
   // (zero-copy), else through the same staging buffer.
-  Status RecordIo(TransferOp op, uint32_t record, uint32_t staging_slot,
-                  const std::optional<HostRange>& host, const std::byte* block);
+  Result<std::unique_ptr<TransferRequest>> RecordRequest(TransferOp op, uint32_t record,
+                                                         uint32_t staging_slot,
+                                                         const std::optional<HostRange>& host,
+                                                         const std::byte* block);
+  // Posts every request, then waits for each however long it takes (their memory is in
+  // use until then). (*results)[i] is request i's status.
+  void RunRequests(std::vector<std::unique_ptr<TransferRequest>>& requests,
+                   std::vector<Status>* results);
   // The registered range `p`'s block can move to/from without a copy, if any.
   std::optional<HostRange> FindHostRange(const std::byte* p) const;
   Status VerifyRecord(uint32_t record, const std::byte* header, const std::byte* payload,

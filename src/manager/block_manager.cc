@@ -1,15 +1,30 @@
-// BlockManager: keys, matching, leases, per-request state and the async load/store
-// pipelines over the tiers (G2 host today).
+// BlockManager: keys, matching across tiers, leases, per-request state, and the async
+// pipelines between the tiers:
+//
+//   store   device --(transfer engine)--> G2 slot --(DiskOffloader, per write mode)--> G3
+//   load    G2 slot ----------------------------------(transfer engine)--> device
+//           G3 record --(DiskTier::ReadBatch, verified)--> G2 slot (promoted, or a
+//           staging slot) --(transfer engine)--> device
+//
+// Write-back: a store or promotion that evicts a G2 block not yet on disk copies it into a
+// write-back buffer slot first, and the offloader writes it from there.
+//
+// Control stays here: the tiers never call each other.
 #include "strata/block_manager.h"
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/slot_pool.h"
+#include "disk/disk_tier.h"
 #include "manager/block_mover.h"
+#include "manager/disk_offloader.h"
 #include "manager/transfer_state.h"
 #include "manager/worker_pool.h"
 #include "tier/host_tier.h"
@@ -37,16 +52,28 @@ using internal::TransferState;
 // Counters are relaxed atomics: each is exact, the set is not a consistent snapshot.
 struct Counters {
   std::atomic<uint64_t> match_calls{0}, match_prompt_blocks{0}, match_hit_blocks{0},
-      matched_tokens{0};
-  std::atomic<uint64_t> load_calls{0}, loaded_blocks{0}, load_failed_blocks{0},
-      load_cancelled_blocks{0}, loaded_bytes{0};
+      match_hit_blocks_host{0}, match_hit_blocks_disk{0}, matched_tokens{0};
+  std::atomic<uint64_t> load_calls{0}, loaded_blocks{0}, loaded_blocks_from_disk{0},
+      promoted_blocks{0}, load_failed_blocks{0}, load_cancelled_blocks{0}, loaded_bytes{0};
   std::atomic<uint64_t> store_calls{0}, stored_blocks{0}, store_skipped_blocks{0},
-      store_dropped_blocks{0}, store_failed_blocks{0}, store_cancelled_blocks{0}, stored_bytes{0};
+      store_dropped_blocks{0}, store_failed_blocks{0}, store_cancelled_blocks{0}, stored_bytes{0},
+      host_admission_rejects{0};
+  std::atomic<uint64_t> disk_admission_rejects{0}, disk_writeback_blocks{0},
+      disk_writeback_no_buffer{0};
 };
 
 void Add(std::atomic<uint64_t>& c, uint64_t v) {
   c.fetch_add(v, std::memory_order_relaxed);
 }
+
+// What a request holds for one matched block: a lease on a G2 slot or a G3 record.
+struct Held {
+  Tier tier = Tier::kDevice;  // kDevice: nothing held (released or handed to a load)
+  uint32_t id = 0;            // host slot or disk record
+};
+
+// Blocks a single disk writer batch holds at most.
+constexpr uint32_t kOffloadBatch = 32;
 
 }  // namespace
 
@@ -55,10 +82,52 @@ class BlockManager::Impl {
   Impl(const BlockManagerOptions& options, std::unique_ptr<HostTier> host,
        std::unique_ptr<BlockMover> mover)
       : options_(options),
+        block_bytes_(options.layout.block_bytes()),
         host_(std::move(host)),
         mover_(std::move(mover)),
         pool_(std::make_unique<WorkerPool>(options.worker_threads, options.max_queued_ops,
                                            "strata-io")) {}
+
+  // Opens G3 and wires it to G2: the offloader, the admission policy, the eviction hook
+  // for write-back. Called once by Create, before the manager is shared.
+  Status OpenDisk() {
+    const HierarchyOptions& h = options_.hierarchy;
+    auto disk = DiskTier::Open(options_.disk, options_.layout, &mover_->engine());
+    if (!disk.ok()) return disk.status().WithContext("opening the G3 disk tier");
+    disk_ = std::move(disk).value();
+    if (!disk_->notes().empty()) spdlog::info("strata: G3 disk tier: {}", disk_->notes());
+    // G2's slots (staging slots included) move to and from disk without a copy.
+    STRATA_RETURN_IF_ERROR(disk_->RegisterHostMemory(
+        host_->data(0), size_t{host_->total_slots()} * block_bytes_, "G2 host tier slots"));
+    // The fingerprint every record carries: model, layout, shard and key algorithm — the
+    // root of the key chain of an unsalted namespace.
+    STRATA_ASSIGN_OR_RETURN(BlockKeyer root, Keyer(RequestContext{}));
+    std::memcpy(ns_.bytes.data(), root.root().bytes.data(), ns_.bytes.size());
+
+    if (h.disk_admission) {
+      disk_admission_ = h.disk_admission;
+    } else {
+      std::vector<std::shared_ptr<AdmissionPolicy>> all;
+      if (h.host_to_disk == WriteMode::kSelective) all.push_back(sightings_);
+      all.push_back(std::make_shared<WriteBudgetAdmission>(h.disk_write_bytes_per_sec));
+      disk_admission_ = std::make_shared<AllOfAdmission>(std::move(all));
+    }
+    // Extra host slots past G2's capacity: staging for loads, then write-back buffers.
+    const uint32_t first_extra = host_->capacity_blocks();
+    staging_ = std::make_unique<SlotPool>(first_extra, h.staging_slots);
+    if (h.host_to_disk == WriteMode::kWriteBack) {
+      writeback_first_ = first_extra + h.staging_slots;
+      writeback_ = std::make_unique<SlotPool>(writeback_first_, h.writeback_slots);
+    }
+    offloader_ = std::make_unique<DiskOffloader>(
+        disk_.get(), host_.get(), ns_, h.disk_writer_threads, h.max_queued_disk_writes,
+        kOffloadBatch, [this](std::span<const uint32_t> slots) { ReleaseOffloaded(slots); });
+    spdlog::info("strata: G3 disk tier in {}: {} blocks, {}; G2 -> G3 {}, admission {}",
+                 options_.disk.directory, disk_->capacity_records(),
+                 disk_->direct_io() ? "O_DIRECT" : "buffered", WriteModeName(h.host_to_disk),
+                 disk_admission_->name());
+    return Status::Ok();
+  }
 
   ~Impl() {
     shutting_down_.store(true, std::memory_order_release);
@@ -67,8 +136,11 @@ class BlockManager::Impl {
       for (auto& [id, req] : requests_) CancelOpsLocked(req);
     }
     pool_.reset();  // runs the remaining jobs (they see the cancel) and joins
+    // No store or load runs any more, so no new offload: the offloader writes what is
+    // queued (write-back blocks included) and hands its slots back.
+    offloader_.reset();
     std::lock_guard lock(req_mu_);
-    for (auto& [id, req] : requests_) ReleaseLeases(req.slots);
+    for (auto& [id, req] : requests_) ReleaseLeases(req.held);
     requests_.clear();
   }
 
@@ -110,23 +182,72 @@ class BlockManager::Impl {
     result.request_id = ctx.request_id;
     result.num_prompt_tokens = tokens.size();
     keyer.ComputeKeys(tokens, &result.keys);
-
-    std::vector<uint32_t> slots;
-    size_t matched = 0;
-    if (host_) {
-      slots.reserve(result.keys.size());
-      matched = host_->MatchPrefix(result.keys, &slots);
+    const std::span<const BlockKey> keys = result.keys;
+    if (CountsSightings()) {
+      sightings_->Observe(keys);
+      if (options_.hierarchy.disk_admission) options_.hierarchy.disk_admission->Observe(keys);
     }
-    result.tiers.assign(matched, Tier::kHost);
+
+    // One contiguous prefix across tiers: a run from G2, then a run from G3 where G2
+    // stops, then G2 again, ... each run under one lock of its tier.
+    std::vector<Held> held;
+    std::vector<uint32_t> ids;
+    size_t pos = 0, from_host = 0, from_disk = 0;
+    while (host_ && pos < keys.size()) {
+      ids.clear();
+      const size_t h = host_->MatchPrefix(keys.subspan(pos), &ids);
+      for (uint32_t id : ids) held.push_back({Tier::kHost, id});
+      pos += h;
+      from_host += h;
+      if (!disk_ || pos == keys.size()) break;
+      ids.clear();
+      const size_t d = disk_->MatchPrefix(keys.subspan(pos), &ids);
+      for (uint32_t id : ids) held.push_back({Tier::kDisk, id});
+      pos += d;
+      from_disk += d;
+      if (d == 0) break;
+    }
+    const size_t matched = pos;
+    // A disk run may cover blocks G2 also holds (e.g. stored again since): load those
+    // from G2, the faster tier.
+    if (from_disk > 0) {
+      std::vector<BlockKey> disk_keys;
+      std::vector<size_t> where;
+      for (size_t i = 0; i < matched; ++i) {
+        if (held[i].tier != Tier::kDisk) continue;
+        disk_keys.push_back(keys[i]);
+        where.push_back(i);
+      }
+      std::vector<uint32_t> slots(disk_keys.size());
+      host_->LeaseEach(disk_keys, slots);
+      std::vector<uint32_t> unlease;
+      for (size_t k = 0; k < where.size(); ++k) {
+        if (slots[k] == HostTier::kNoSlot) continue;
+        unlease.push_back(held[where[k]].id);
+        held[where[k]] = {Tier::kHost, slots[k]};
+      }
+      if (!unlease.empty()) disk_->Unlease(unlease);
+      from_host += unlease.size();
+      from_disk -= unlease.size();
+    }
+    result.tiers.reserve(matched);
+    for (const Held& h : held) result.tiers.push_back(h.tier);
     result.num_matched_tokens = matched * options_.layout.tokens_per_block;
 
-    std::vector<uint32_t> stale;
+    // Selective G2 -> G3: a block that just reached its sightings is copied down from the
+    // G2 slot this match found it in.
+    if (offloader_ && options_.hierarchy.host_to_disk == WriteMode::kSelective) {
+      for (size_t i = 0; i < matched; ++i)
+        if (held[i].tier == Tier::kHost) MaybeOffload(keys[i]);
+    }
+
+    std::vector<Held> stale;
     {
       std::lock_guard lock(req_mu_);
       RequestState& req = requests_[ctx.request_id];
-      stale.swap(req.slots);  // a repeated Match replaces the previous leases
-      req.slots = std::move(slots);
-      req.last_key = matched ? result.keys[matched - 1] : BlockKey{};
+      stale.swap(req.held);  // a repeated Match replaces the previous leases
+      req.held = std::move(held);
+      req.last_key = matched ? keys[matched - 1] : BlockKey{};
       req.PruneOps();
       // Nothing to hold and nothing to cancel: keep no state for a miss.
       if (matched == 0 && req.ops.empty()) requests_.erase(ctx.request_id);
@@ -134,8 +255,10 @@ class BlockManager::Impl {
     ReleaseLeases(stale);
 
     Add(counters_.match_calls, 1);
-    Add(counters_.match_prompt_blocks, result.keys.size());
+    Add(counters_.match_prompt_blocks, keys.size());
     Add(counters_.match_hit_blocks, matched);
+    Add(counters_.match_hit_blocks_host, from_host);
+    Add(counters_.match_hit_blocks_disk, from_disk);
     Add(counters_.matched_tokens, result.num_matched_tokens);
     return result;
   }
@@ -149,16 +272,17 @@ class BlockManager::Impl {
           fmt::format("Load: blocks [{}, {}) are outside the {} matched blocks of request '{}'",
                       first_block, first_block + n, match.num_matched_blocks(), match.request_id));
 
-    std::vector<uint32_t> slots(n), before;
-    auto state = std::make_shared<TransferState>(n, options_.layout.tokens_per_block);
+    LoadJob job;
+    job.state = std::make_shared<TransferState>(n, options_.layout.tokens_per_block);
+    std::vector<Held> before;
     Add(counters_.load_calls, 1);
     if (n == 0 && first_block == 0)
-      return LoadHandle(state);  // nothing to load, nothing to release
+      return LoadHandle(job.state);  // nothing to load, nothing to release
     {
       std::lock_guard lock(req_mu_);
       auto it = requests_.find(match.request_id);
       // Keys chain, so equal last keys mean equal prefixes: this is the request's current match.
-      if (it == requests_.end() || it->second.slots.size() != match.num_matched_blocks() ||
+      if (it == requests_.end() || it->second.held.size() != match.num_matched_blocks() ||
           (match.num_matched_blocks() > 0 &&
            !(it->second.last_key == match.keys[match.num_matched_blocks() - 1])))
         return Status::InvalidArgument(fmt::format(
@@ -166,48 +290,25 @@ class BlockManager::Impl {
             match.request_id));
       RequestState& req = it->second;
       for (size_t i = 0; i < n; ++i) {
-        if (req.slots[first_block + i] == kReleased)
+        if (req.held[first_block + i].tier == Tier::kDevice)
           return Status::InvalidArgument(
               fmt::format("Load: block {} of request '{}' was already loaded", first_block + i,
                           match.request_id));
       }
-      for (size_t i = 0; i < first_block; ++i)
-        before.push_back(std::exchange(req.slots[i], kReleased));
-      for (size_t i = 0; i < n; ++i)
-        slots[i] = std::exchange(req.slots[first_block + i], kReleased);
-      req.AddOp(state);
+      for (size_t i = 0; i < first_block; ++i) before.push_back(std::exchange(req.held[i], Held{}));
+      job.held.resize(n);
+      for (size_t i = 0; i < n; ++i) job.held[i] = std::exchange(req.held[first_block + i], Held{});
+      req.AddOp(job.state);
     }
     ReleaseLeases(before);
-    if (n == 0) return LoadHandle(state);
+    if (n == 0) return LoadHandle(job.state);
 
-    std::vector<uint32_t> dst(device_blocks.begin(), device_blocks.end());
-    auto job = [this, state, slots, dst] {
-      std::vector<Status> per_block;
-      if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
-        per_block.assign(slots.size(), Status::Cancelled("load cancelled before it ran"));
-      } else {
-        mover_->Move(TransferOp::kRead, dst, slots, &per_block);
-      }
-      // Return the leases before reporting, so a caller that saw the handle finish also
-      // sees the blocks evictable again.
-      host_->Unlease(slots);
-      for (size_t i = 0; i < slots.size(); ++i) {
-        if (per_block[i].ok()) {
-          Add(counters_.loaded_blocks, 1);
-          Add(counters_.loaded_bytes, host_->block_bytes());
-          state->Finish(i, BlockState::kDone);
-        } else if (per_block[i].code() == StatusCode::kCancelled) {
-          Add(counters_.load_cancelled_blocks, 1);
-          state->Finish(i, BlockState::kCancelled, std::move(per_block[i]));
-        } else {
-          Add(counters_.load_failed_blocks, 1);
-          state->Finish(i, BlockState::kFailed,
-                        per_block[i].WithContext(fmt::format("loading block {}", i)));
-        }
-      }
-    };
-    if (!pool_->TrySubmit(std::move(job))) {
-      ReleaseLeases(slots);
+    job.keys.assign(match.keys.begin() + first_block, match.keys.begin() + first_block + n);
+    job.device.assign(device_blocks.begin(), device_blocks.end());
+    auto state = job.state;
+    auto shared_job = std::make_shared<LoadJob>(std::move(job));
+    if (!pool_->TrySubmit([this, shared_job] { RunLoad(*shared_job); })) {
+      ReleaseLeases(shared_job->held);
       for (size_t i = 0; i < n; ++i) {
         state->Finish(i, BlockState::kFailed,
                       Status::ResourceExhausted(fmt::format(
@@ -230,23 +331,33 @@ class BlockManager::Impl {
     Add(counters_.store_calls, 1);
 
     // Reserve now, synchronously: a second store of a key in flight is deduplicated at once.
-    struct Work {
-      size_t index;
-      uint32_t slot;
-      uint32_t device_block;
-    };
-    std::vector<Work> work;
+    std::vector<StoreWork> work;
+    const bool selective = options_.hierarchy.device_to_host == WriteMode::kSelective;
     for (size_t i = 0; i < n; ++i) {
       if (!host_) {
         Drop(*state, i, Status::ResourceExhausted("no tier is configured to store into"));
         continue;
       }
+      if (selective && !sightings_->Admit(keys[i], block_bytes_)) {
+        Add(counters_.host_admission_rejects, 1);
+        Drop(*state, i,
+             Status::ResourceExhausted(fmt::format(
+                 "not admitted to the host tier: seen fewer than {} times (selective write mode)",
+                 options_.hierarchy.min_sightings)));
+        continue;
+      }
       uint32_t slot = 0;
-      switch (host_->Reserve(keys[i], &slot)) {
+      std::optional<BlockKey> victim;
+      switch (host_->Reserve(keys[i], &slot, &victim)) {
         case HostTier::ReserveResult::kReserved:
-          work.push_back({i, slot, device_blocks[i]});
+          work.push_back({i, slot, device_blocks[i], keys[i], victim});
           break;
         case HostTier::ReserveResult::kPresent:
+          // Already in G2; it may still owe the disk a copy (a selective block that just
+          // reached its sightings, or one whose earlier offload was dropped).
+          if (offloader_ && options_.hierarchy.host_to_disk != WriteMode::kWriteBack)
+            MaybeOffload(keys[i]);
+          [[fallthrough]];
         case HostTier::ReserveResult::kInFlight:
           Add(counters_.store_skipped_blocks, 1);
           state->Finish(i, BlockState::kSkipped);
@@ -259,44 +370,10 @@ class BlockManager::Impl {
       }
     }
     if (work.empty()) return StoreHandle(state);
-    auto job = [this, state, work] {
-      std::vector<const Work*> todo;
-      for (const Work& w : work) {
-        if (state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
-          host_->Abort(w.slot);
-          Add(counters_.store_cancelled_blocks, 1);
-          state->Finish(w.index, BlockState::kCancelled,
-                        Status::Cancelled("store cancelled before it ran"));
-        } else {
-          todo.push_back(&w);
-        }
-      }
-      std::vector<uint32_t> devs, slots;
-      for (const Work* w : todo) {
-        devs.push_back(w->device_block);
-        slots.push_back(w->slot);
-      }
-      std::vector<Status> per_block;
-      mover_->Move(TransferOp::kWrite, devs, slots, &per_block);
-      std::vector<uint32_t> written;  // in chain order, committed together tail-first
-      for (size_t i = 0; i < todo.size(); ++i) {
-        if (per_block[i].ok()) {
-          written.push_back(todo[i]->slot);
-        } else {
-          host_->Abort(todo[i]->slot);
-          Add(counters_.store_failed_blocks, 1);
-          state->Finish(todo[i]->index, BlockState::kFailed,
-                        per_block[i].WithContext(fmt::format("storing block {}", todo[i]->index)));
-        }
-      }
-      host_->Commit(written);
-      Add(counters_.stored_blocks, written.size());
-      Add(counters_.stored_bytes, written.size() * host_->block_bytes());
-      for (size_t i = 0; i < todo.size(); ++i)
-        if (per_block[i].ok()) state->Finish(todo[i]->index, BlockState::kDone);
-    };
-    if (!pool_->TrySubmit(job)) {
-      for (const Work& w : work) {
+    auto shared_work = std::make_shared<std::vector<StoreWork>>(std::move(work));
+    if (!pool_->TrySubmit([this, state, shared_work] { RunStore(*state, *shared_work); })) {
+      for (const StoreWork& w : *shared_work) {
+        SaveVictim(w.victim, w.slot);
         host_->Abort(w.slot);
         Drop(*state, w.index,
              Status::ResourceExhausted(fmt::format("offload queue full ({} operations queued)",
@@ -307,16 +384,16 @@ class BlockManager::Impl {
   }
 
   void Release(std::string_view request_id, bool cancel) {
-    std::vector<uint32_t> slots;
+    std::vector<Held> held;
     {
       std::lock_guard lock(req_mu_);
       auto it = requests_.find(std::string(request_id));
       if (it == requests_.end()) return;
       if (cancel) CancelOpsLocked(it->second);
-      slots = std::move(it->second.slots);
+      held = std::move(it->second.held);
       requests_.erase(it);
     }
-    ReleaseLeases(slots);
+    ReleaseLeases(held);
   }
 
   Status Pin(std::span<const BlockKey> keys, bool pin) {
@@ -325,15 +402,21 @@ class BlockManager::Impl {
     return Status::Ok();
   }
 
+  Status FlushDisk() { return disk_ ? disk_->Flush() : Status::Ok(); }
+
   BlockManagerStats stats() const {
     BlockManagerStats s;
     auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
     s.match_calls = get(counters_.match_calls);
     s.match_prompt_blocks = get(counters_.match_prompt_blocks);
     s.match_hit_blocks = get(counters_.match_hit_blocks);
+    s.match_hit_blocks_host = get(counters_.match_hit_blocks_host);
+    s.match_hit_blocks_disk = get(counters_.match_hit_blocks_disk);
     s.matched_tokens = get(counters_.matched_tokens);
     s.load_calls = get(counters_.load_calls);
     s.loaded_blocks = get(counters_.loaded_blocks);
+    s.loaded_blocks_from_disk = get(counters_.loaded_blocks_from_disk);
+    s.promoted_blocks = get(counters_.promoted_blocks);
     s.load_failed_blocks = get(counters_.load_failed_blocks);
     s.load_cancelled_blocks = get(counters_.load_cancelled_blocks);
     s.loaded_bytes = get(counters_.loaded_bytes);
@@ -344,6 +427,7 @@ class BlockManager::Impl {
     s.store_failed_blocks = get(counters_.store_failed_blocks);
     s.store_cancelled_blocks = get(counters_.store_cancelled_blocks);
     s.stored_bytes = get(counters_.stored_bytes);
+    s.host_admission_rejects = get(counters_.host_admission_rejects);
     {
       std::lock_guard lock(req_mu_);
       s.active_requests = requests_.size();
@@ -358,15 +442,37 @@ class BlockManager::Impl {
       s.host_evictions = h.evictions;
       s.host_index_bytes = h.index_bytes;
     }
+    s.disk_admission_rejects = get(counters_.disk_admission_rejects);
+    s.disk_writeback_blocks = get(counters_.disk_writeback_blocks);
+    if (offloader_) {
+      const DiskOffloaderStats o = offloader_->stats();
+      s.disk_offload_queued = o.queued;
+      s.disk_offload_blocks = o.written;
+      s.disk_offload_bytes = o.bytes_written;
+      s.disk_offload_present = o.present;
+      s.disk_offload_failed = o.failed;
+      s.disk_offload_dropped =
+          o.queue_full + o.no_space + o.failed + get(counters_.disk_writeback_no_buffer);
+    }
+    if (disk_) {
+      const DiskTierStats d = disk_->stats();
+      s.disk_capacity_blocks = d.capacity_records;
+      s.disk_used_blocks = d.used_records;
+      s.disk_leased_blocks = d.leased_records;
+      s.disk_evictions = d.evictions;
+      s.disk_read_errors = d.read_errors;
+      s.disk_corruptions = d.corruptions;
+      s.disk_recovered_blocks = d.recovered_records;
+      s.disk_index_bytes = d.index_bytes;
+      s.disk_direct_io = d.direct_io;
+    }
     return s;
   }
 
  private:
-  static constexpr uint32_t kReleased = HostTier::kNoSlot;
-
   struct RequestState {
-    std::vector<uint32_t> slots;  // host slot leased for each matched block, or kReleased
-    BlockKey last_key;            // key of the last matched block
+    std::vector<Held> held;  // what each matched block holds, kDevice once handed to a load
+    BlockKey last_key;       // key of the last matched block
     std::vector<std::weak_ptr<TransferState>> ops;
 
     void PruneOps() {
@@ -378,17 +484,282 @@ class BlockManager::Impl {
     }
   };
 
+  struct LoadJob {
+    std::shared_ptr<TransferState> state;
+    std::vector<Held> held;      // per block: its G2 slot or G3 record lease
+    std::vector<BlockKey> keys;  // per block
+    std::vector<uint32_t> device;
+  };
+
+  struct StoreWork {
+    size_t index;
+    uint32_t slot;
+    uint32_t device_block;
+    BlockKey key;
+    std::optional<BlockKey> victim;  // the block Reserve evicted from `slot`, if any
+  };
+
+  // Sightings are counted when some boundary writes selectively or a custom policy wants them.
+  bool CountsSightings() const {
+    const HierarchyOptions& h = options_.hierarchy;
+    return h.device_to_host == WriteMode::kSelective ||
+           (disk_ && (h.host_to_disk == WriteMode::kSelective || h.disk_admission));
+  }
+
+  // Queues a G2 -> G3 copy of `key` if it is in G2, not yet on disk, and admitted.
+  void MaybeOffload(const BlockKey& key) {
+    if (disk_->Contains(key)) return;
+    if (!disk_admission_->Admit(key, block_bytes_)) {
+      Add(counters_.disk_admission_rejects, 1);
+      return;
+    }
+    const uint32_t slot = host_->Lease(key);
+    if (slot == HostTier::kNoSlot) return;  // evicted meanwhile
+    if (!offloader_->TryPush(key, slot)) host_->Unlease(slot);
+  }
+
+  // Write-back: `victim` was just evicted from `slot` to make room, and its bytes are still
+  // there. If it is not on disk yet (and is admitted), copy it into a write-back buffer slot
+  // and queue that for the disk. Never waits: no free buffer or a full queue drops it.
+  void SaveVictim(const std::optional<BlockKey>& victim, uint32_t slot) {
+    if (!victim || !offloader_ || options_.hierarchy.host_to_disk != WriteMode::kWriteBack) return;
+    if (disk_->Contains(*victim)) return;  // clean: the disk has it already
+    if (!disk_admission_->Admit(*victim, block_bytes_)) {
+      Add(counters_.disk_admission_rejects, 1);
+      return;
+    }
+    const std::optional<uint32_t> buffer = writeback_->TryAcquire();
+    if (!buffer) {
+      Add(counters_.disk_writeback_no_buffer, 1);
+      return;
+    }
+    std::memcpy(host_->data(*buffer), host_->data(slot), block_bytes_);
+    if (!offloader_->TryPush(*victim, *buffer)) {
+      writeback_->Release({&*buffer, 1});
+      return;
+    }
+    Add(counters_.disk_writeback_blocks, 1);
+  }
+
+  // The offloader is done with these slots: G2 blocks it held a lease on, or write-back
+  // buffers. Queue order is each store's chain order, so the leases end as one chain.
+  void ReleaseOffloaded(std::span<const uint32_t> slots) {
+    std::vector<uint32_t> leases, buffers;
+    for (uint32_t s : slots) (s < writeback_first_ ? leases : buffers).push_back(s);
+    if (!leases.empty()) host_->Unlease(leases);
+    if (!buffers.empty()) writeback_->Release(buffers);
+  }
+
+  void RunStore(TransferState& state, const std::vector<StoreWork>& work) {
+    // First, before any slot is overwritten: copy out the blocks evicted for this store.
+    for (const StoreWork& w : work) SaveVictim(w.victim, w.slot);
+    std::vector<const StoreWork*> todo;
+    for (const StoreWork& w : work) {
+      if (state.cancelled() || shutting_down_.load(std::memory_order_acquire)) {
+        host_->Abort(w.slot);
+        Add(counters_.store_cancelled_blocks, 1);
+        state.Finish(w.index, BlockState::kCancelled,
+                     Status::Cancelled("store cancelled before it ran"));
+      } else {
+        todo.push_back(&w);
+      }
+    }
+    std::vector<uint32_t> devs, slots;
+    for (const StoreWork* w : todo) {
+      devs.push_back(w->device_block);
+      slots.push_back(w->slot);
+    }
+    std::vector<Status> per_block;
+    mover_->Move(TransferOp::kWrite, devs, slots, &per_block);
+    // In chain order, committed together tail-first; the ones that go on to disk stay
+    // leased until the offloader has copied them.
+    std::vector<uint32_t> written, to_disk;
+    std::vector<const StoreWork*> to_disk_work;
+    const bool through = offloader_ && options_.hierarchy.host_to_disk != WriteMode::kWriteBack;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      if (!per_block[i].ok()) {
+        host_->Abort(todo[i]->slot);
+        Add(counters_.store_failed_blocks, 1);
+        state.Finish(todo[i]->index, BlockState::kFailed,
+                     per_block[i].WithContext(fmt::format("storing block {}", todo[i]->index)));
+        continue;
+      }
+      if (through && disk_admission_->Admit(todo[i]->key, block_bytes_)) {
+        to_disk.push_back(todo[i]->slot);
+        to_disk_work.push_back(todo[i]);
+      } else {
+        if (through) Add(counters_.disk_admission_rejects, 1);
+        written.push_back(todo[i]->slot);
+      }
+    }
+    host_->Commit(written);
+    host_->Commit(to_disk, /*keep_leases=*/true);
+    for (size_t i = 0; i < to_disk.size(); ++i)
+      if (!offloader_->TryPush(to_disk_work[i]->key, to_disk[i])) host_->Unlease(to_disk[i]);
+    const size_t stored = written.size() + to_disk.size();
+    Add(counters_.stored_blocks, stored);
+    Add(counters_.stored_bytes, stored * block_bytes_);
+    for (size_t i = 0; i < todo.size(); ++i)
+      if (per_block[i].ok()) state.Finish(todo[i]->index, BlockState::kDone);
+  }
+
+  void RunLoad(LoadJob& job) {
+    const size_t n = job.held.size();
+    std::vector<Status> result(n, Status::Ok());
+    if (job.state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
+      result.assign(n, Status::Cancelled("load cancelled before it ran"));
+      ReleaseLeases(job.held);
+      Report(job, result, {});
+      return;
+    }
+    // Where each block's bytes come from on their way to the device.
+    std::vector<uint32_t> src(n, HostTier::kNoSlot);
+    std::vector<uint32_t> host_leases;   // G2 slots to unlease at the end (chain order)
+    std::vector<uint32_t> disk_leases;   // G3 records to unlease at the end
+    std::vector<size_t> promote, stage;  // G3 blocks read into a new G2 slot / a staging slot
+    std::vector<bool> from_disk(n, false);
+    for (size_t i = 0; i < n; ++i) {
+      const Held& h = job.held[i];
+      if (h.tier == Tier::kHost) {
+        src[i] = h.id;
+        host_leases.push_back(h.id);
+        continue;
+      }
+      disk_leases.push_back(h.id);
+      from_disk[i] = true;
+      uint32_t slot = HostTier::kNoSlot;
+      if (options_.hierarchy.promote_disk_hits) {
+        std::optional<BlockKey> victim;
+        switch (host_->Reserve(job.keys[i], &slot, &victim)) {
+          case HostTier::ReserveResult::kReserved:
+            SaveVictim(victim, slot);
+            src[i] = slot;
+            promote.push_back(i);
+            continue;
+          case HostTier::ReserveResult::kPresent:
+            // Another request promoted it meanwhile: load from G2, skip the disk.
+            slot = host_->Lease(job.keys[i]);
+            if (slot != HostTier::kNoSlot) {
+              src[i] = slot;
+              host_leases.push_back(slot);
+              from_disk[i] = false;
+              continue;
+            }
+            break;
+          case HostTier::ReserveResult::kInFlight:
+          case HostTier::ReserveResult::kFull:
+            break;
+        }
+      }
+      stage.push_back(i);
+    }
+
+    // G3 -> new G2 slots, all reads in flight together; verified blocks become G2 blocks.
+    if (!promote.empty()) {
+      std::vector<DiskTier::BatchRead> reads;
+      for (size_t i : promote)
+        reads.push_back({.record = job.held[i].id, .key = job.keys[i], .out = host_->data(src[i])});
+      disk_->ReadBatch(reads, ns_);
+      std::vector<uint32_t> committed;
+      for (size_t k = 0; k < promote.size(); ++k) {
+        const size_t i = promote[k];
+        if (reads[k].status.ok()) {
+          committed.push_back(src[i]);
+          host_leases.push_back(src[i]);
+        } else {
+          host_->Abort(src[i]);
+          src[i] = HostTier::kNoSlot;
+          result[i] = std::move(reads[k].status);
+        }
+      }
+      host_->Commit(committed, /*keep_leases=*/true);
+      Add(counters_.promoted_blocks, committed.size());
+    }
+
+    // Everything with a host copy now: one transfer to the device.
+    MoveToDevice(job, src, &result);
+
+    // G3 -> staging slots -> device, in rounds of the staging slots this job gets.
+    for (size_t next = 0; next < stage.size();) {
+      const std::vector<uint32_t> slots = staging_->AcquireUpTo(stage.size() - next);
+      std::vector<DiskTier::BatchRead> reads;
+      std::vector<uint32_t> round_src(n, HostTier::kNoSlot);
+      for (size_t k = 0; k < slots.size(); ++k) {
+        const size_t i = stage[next + k];
+        reads.push_back(
+            {.record = job.held[i].id, .key = job.keys[i], .out = host_->data(slots[k])});
+      }
+      disk_->ReadBatch(reads, ns_);
+      for (size_t k = 0; k < slots.size(); ++k) {
+        const size_t i = stage[next + k];
+        if (reads[k].status.ok()) {
+          round_src[i] = slots[k];
+        } else {
+          result[i] = std::move(reads[k].status);
+        }
+      }
+      MoveToDevice(job, round_src, &result);
+      staging_->Release(slots);
+      next += slots.size();
+    }
+
+    // Return the leases before reporting, so a caller that saw the handle finish also
+    // sees the blocks evictable again.
+    host_->Unlease(host_leases);
+    if (!disk_leases.empty()) disk_->Unlease(disk_leases);
+    Report(job, result, from_disk);
+  }
+
+  // Moves every block i with src[i] set from that host slot to job.device[i]; failures
+  // land in (*result)[i].
+  void MoveToDevice(const LoadJob& job, const std::vector<uint32_t>& src,
+                    std::vector<Status>* result) {
+    std::vector<size_t> which;
+    std::vector<uint32_t> devs, slots;
+    for (size_t i = 0; i < src.size(); ++i) {
+      if (src[i] == HostTier::kNoSlot) continue;
+      which.push_back(i);
+      devs.push_back(job.device[i]);
+      slots.push_back(src[i]);
+    }
+    if (which.empty()) return;
+    std::vector<Status> per_block;
+    mover_->Move(TransferOp::kRead, devs, slots, &per_block);
+    for (size_t k = 0; k < which.size(); ++k)
+      if (!per_block[k].ok()) (*result)[which[k]] = std::move(per_block[k]);
+  }
+
+  void Report(const LoadJob& job, std::vector<Status>& result, const std::vector<bool>& from_disk) {
+    for (size_t i = 0; i < result.size(); ++i) {
+      if (result[i].ok()) {
+        Add(counters_.loaded_blocks, 1);
+        Add(counters_.loaded_bytes, block_bytes_);
+        if (!from_disk.empty() && from_disk[i]) Add(counters_.loaded_blocks_from_disk, 1);
+        job.state->Finish(i, BlockState::kDone);
+      } else if (result[i].code() == StatusCode::kCancelled) {
+        Add(counters_.load_cancelled_blocks, 1);
+        job.state->Finish(i, BlockState::kCancelled, std::move(result[i]));
+      } else {
+        Add(counters_.load_failed_blocks, 1);
+        job.state->Finish(i, BlockState::kFailed,
+                          result[i].WithContext(fmt::format("loading block {}", i)));
+      }
+    }
+  }
+
   void CancelOpsLocked(RequestState& req) {
     for (auto& w : req.ops)
       if (auto op = w.lock()) op->cancel_requested.store(true, std::memory_order_release);
   }
 
-  void ReleaseLeases(const std::vector<uint32_t>& slots) {
-    std::vector<uint32_t> held;
-    held.reserve(slots.size());
-    for (uint32_t s : slots)
-      if (s != kReleased) held.push_back(s);
-    host_->Unlease(held);
+  void ReleaseLeases(const std::vector<Held>& held) {
+    std::vector<uint32_t> host, disk;
+    for (const Held& h : held) {
+      if (h.tier == Tier::kHost) host.push_back(h.id);
+      if (h.tier == Tier::kDisk) disk.push_back(h.id);
+    }
+    if (!host.empty()) host_->Unlease(host);
+    if (!disk.empty()) disk_->Unlease(disk);
   }
 
   void Drop(TransferState& state, size_t i, Status why) {
@@ -410,8 +781,21 @@ class BlockManager::Impl {
   }
 
   const BlockManagerOptions options_;
+  const size_t block_bytes_;
   const std::unique_ptr<HostTier> host_;
-  const std::unique_ptr<BlockMover> mover_;  // G1 <-> G2 through the transfer engine
+  const std::unique_ptr<BlockMover> mover_;  // owns the transfer engine every tier shares
+
+  // G3 and its wiring; all null without a disk tier. Set once by OpenDisk.
+  std::unique_ptr<DiskTier> disk_;
+  NamespaceFingerprint ns_;
+  std::shared_ptr<FrequencyAdmission> sightings_ = std::make_shared<FrequencyAdmission>(
+      options_.hierarchy.min_sightings, options_.hierarchy.sightings_counters,
+      options_.hierarchy.sightings_decay_period);
+  std::shared_ptr<AdmissionPolicy> disk_admission_;
+  std::unique_ptr<SlotPool> staging_;         // host slots for G3 loads that do not promote
+  std::unique_ptr<SlotPool> writeback_;       // host slots holding evicted blocks for disk
+  uint32_t writeback_first_ = UINT32_MAX;     // first write-back slot number
+  std::unique_ptr<DiskOffloader> offloader_;  // before pool_: outlives the jobs that push
 
   std::mutex device_mu_;
   std::atomic<bool> device_registered_{false};
@@ -429,19 +813,26 @@ class BlockManager::Impl {
 
 Result<std::unique_ptr<BlockManager>> BlockManager::Create(const BlockManagerOptions& options) {
   STRATA_RETURN_IF_ERROR(options.Validate());
+  const bool with_disk = options.disk.capacity_bytes > 0;
+  const HierarchyOptions& h = options.hierarchy;
+  const uint32_t extra_slots =
+      !with_disk
+          ? 0
+          : h.staging_slots + (h.host_to_disk == WriteMode::kWriteBack ? h.writeback_slots : 0);
   std::unique_ptr<HostTier> host;
   if (options.host.capacity_bytes > 0) {
-    auto tier = HostTier::Create(options.host, options.layout.block_bytes());
+    auto tier = HostTier::Create(options.host, options.layout.block_bytes(), nullptr, extra_slots);
     if (!tier.ok()) return tier.status().WithContext("creating the G2 host tier");
     host = std::move(tier).value();
     if (!host->buffer().notes().empty())
       spdlog::info("strata: G2 host tier: {}", host->buffer().notes());
   }
   auto mover = BlockMover::Create(options.transfer, options.layout, host ? host->data(0) : nullptr,
-                                  host ? host->capacity_blocks() : 0);
+                                  host ? host->total_slots() : 0);
   if (!mover.ok()) return mover.status().WithContext("creating the transfer engine");
-  return std::unique_ptr<BlockManager>(
-      new BlockManager(std::make_unique<Impl>(options, std::move(host), std::move(mover).value())));
+  auto impl = std::make_unique<Impl>(options, std::move(host), std::move(mover).value());
+  if (with_disk) STRATA_RETURN_IF_ERROR(impl->OpenDisk());
+  return std::unique_ptr<BlockManager>(new BlockManager(std::move(impl)));
 }
 
 BlockManager::BlockManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -478,6 +869,9 @@ void BlockManager::Release(std::string_view request_id) {
 }
 void BlockManager::Cancel(std::string_view request_id) {
   impl_->Release(request_id, /*cancel=*/true);
+}
+Status BlockManager::FlushDisk() {
+  return impl_->FlushDisk();
 }
 Status BlockManager::Pin(std::span<const BlockKey> keys) {
   return impl_->Pin(keys, true);

@@ -7,10 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include "manager/manager_test_util.h"
+
 namespace strata {
 namespace {
 
 using namespace std::chrono_literals;
+using manager_test::EmulatedDevice;
 
 KvLayout SmallLayout() {
   return KvLayout{.num_layers = 3,
@@ -19,37 +22,6 @@ KvLayout SmallLayout() {
                   .dtype = DType::kFloat16,
                   .tokens_per_block = 4};
 }
-
-// An engine's paged KV cache in host-emulated device memory.
-struct EmulatedDevice {
-  EmulatedDevice(const KvLayout& layout, uint32_t blocks,
-                 DeviceOrder order = DeviceOrder::kKvMajor) {
-    cache.view.layout = layout;
-    cache.view.order = order;
-    cache.view.num_blocks = blocks;
-    for (uint32_t l = 0; l < layout.num_layers; ++l) {
-      tensors.emplace_back(cache.view.layer_bytes());
-      cache.view.layer_base.push_back(tensors.back().data());
-    }
-  }
-  // Fills device block b with bytes derived from `seed`.
-  void Fill(uint32_t b, uint32_t seed) {
-    std::mt19937 rng(seed);
-    for (uint32_t l = 0; l < cache.view.layout.num_layers; ++l)
-      for (uint32_t c = 0; c < cache.view.layout.num_components(); ++c) {
-        std::byte* p = cache.view.chunk(l, c, b);
-        for (size_t i = 0; i < cache.view.layout.chunk_bytes(); ++i)
-          p[i] = static_cast<std::byte>(rng());
-      }
-  }
-  std::vector<std::byte> Block(uint32_t b) const {
-    std::vector<std::byte> out(cache.view.layout.block_bytes());
-    EXPECT_TRUE(GatherBlock(cache.view, b, out).ok());
-    return out;
-  }
-  std::vector<std::vector<std::byte>> tensors;
-  DeviceCache cache;
-};
 
 // Options for a test manager of `layout` whose host tier holds `host_blocks` blocks.
 BlockManagerOptions TestOptions(const KvLayout& layout, uint64_t host_blocks) {
@@ -76,9 +48,7 @@ class BlockManagerTest : public ::testing::Test {
   }
 
   static std::vector<TokenId> Prompt(size_t n, TokenId seed) {
-    std::vector<TokenId> t(n);
-    for (size_t i = 0; i < n; ++i) t[i] = static_cast<TokenId>((seed * 1000003 + i * 7919) % 50000);
-    return t;
+    return manager_test::Prompt(n, seed);
   }
 
   // Stores the full blocks of `tokens` from device blocks first_dev.. and waits.

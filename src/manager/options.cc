@@ -13,6 +13,53 @@ Status HostTierOptions::Validate() const {
   return Status::Ok();
 }
 
+std::string_view WriteModeName(WriteMode mode) {
+  switch (mode) {
+    case WriteMode::kWriteThrough:
+      return "write_through";
+    case WriteMode::kSelective:
+      return "selective";
+    case WriteMode::kWriteBack:
+      return "write_back";
+  }
+  return "?";
+}
+
+Result<WriteMode> ParseWriteMode(std::string_view name) {
+  for (WriteMode m : {WriteMode::kWriteThrough, WriteMode::kSelective, WriteMode::kWriteBack})
+    if (name == WriteModeName(m)) return m;
+  return Status::InvalidArgument(fmt::format(
+      "unknown write mode '{}' (expected write_through, selective or write_back)", name));
+}
+
+Status HierarchyOptions::Validate() const {
+  if (device_to_host == WriteMode::kWriteBack)
+    return Status::InvalidArgument(
+        "hierarchy.device_to_host cannot be write_back: the engine owns device memory and "
+        "decides when a block leaves it; call Store from the engine's eviction path instead");
+  if (min_sightings == 0) return Status::InvalidArgument("hierarchy.min_sightings must be >= 1");
+  if (min_sightings > 255)
+    return Status::InvalidArgument(
+        fmt::format("hierarchy.min_sightings {} exceeds 255 (8-bit counters)", min_sightings));
+  if (sightings_counters < 64 || sightings_counters > (1u << 30))
+    return Status::InvalidArgument(
+        fmt::format("hierarchy.sightings_counters {} must be in [64, 2^30]", sightings_counters));
+  if (sightings_decay_period == 0)
+    return Status::InvalidArgument("hierarchy.sightings_decay_period must be >= 1");
+  if (staging_slots == 0 || staging_slots > 4096)
+    return Status::InvalidArgument(
+        fmt::format("hierarchy.staging_slots {} must be in [1, 4096]", staging_slots));
+  if (writeback_slots == 0 || writeback_slots > 4096)
+    return Status::InvalidArgument(
+        fmt::format("hierarchy.writeback_slots {} must be in [1, 4096]", writeback_slots));
+  if (disk_writer_threads == 0 || disk_writer_threads > 64)
+    return Status::InvalidArgument(
+        fmt::format("hierarchy.disk_writer_threads {} must be in [1, 64]", disk_writer_threads));
+  if (max_queued_disk_writes == 0)
+    return Status::InvalidArgument("hierarchy.max_queued_disk_writes must be >= 1");
+  return Status::Ok();
+}
+
 Status BlockManagerOptions::Validate() const {
   if (model_fingerprint.empty())
     return Status::InvalidArgument("BlockManagerOptions.model_fingerprint must not be empty");
@@ -35,6 +82,14 @@ Status BlockManagerOptions::Validate() const {
         fmt::format("host.capacity_bytes {} is smaller than one block ({} bytes for {}); use 0 to "
                     "disable the tier",
                     host.capacity_bytes, layout.block_bytes(), layout.ToString()));
+  STRATA_RETURN_IF_ERROR(hierarchy.Validate());
+  if (disk.capacity_bytes > 0) {
+    STRATA_RETURN_IF_ERROR(disk.Validate().WithContext("BlockManagerOptions.disk"));
+    if (host.capacity_bytes == 0)
+      return Status::InvalidArgument(
+          "the disk tier needs the host tier: blocks move device <-> host <-> disk (set "
+          "host.capacity_bytes > 0, or disk.capacity_bytes = 0)");
+  }
   return Status::Ok();
 }
 

@@ -9,7 +9,8 @@ namespace strata {
 
 Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& options,
                                                    size_t block_bytes,
-                                                   std::unique_ptr<EvictionPolicy> policy) {
+                                                   std::unique_ptr<EvictionPolicy> policy,
+                                                   uint32_t staging_slots) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   if (block_bytes == 0) return Status::InvalidArgument("HostTier: block_bytes must be > 0");
   const uint64_t blocks = options.capacity_bytes / block_bytes;
@@ -20,17 +21,20 @@ Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& option
   if (blocks >= (uint64_t{1} << 31))
     return Status::InvalidArgument(
         fmt::format("host tier of {} blocks exceeds 2^31 blocks", blocks));
-  auto buffer = HostBuffer::Allocate(blocks * block_bytes, {.huge_pages = options.huge_pages,
-                                                            .pin_for_cuda = options.pin_for_cuda});
+  auto buffer = HostBuffer::Allocate(
+      (blocks + staging_slots) * block_bytes,
+      {.huge_pages = options.huge_pages, .pin_for_cuda = options.pin_for_cuda});
   if (!buffer.ok()) return buffer.status();
   if (!policy) policy = MakeLruPolicy();
-  return std::unique_ptr<HostTier>(new HostTier(static_cast<uint32_t>(blocks), block_bytes,
-                                                std::move(buffer).value(), std::move(policy)));
+  return std::unique_ptr<HostTier>(new HostTier(static_cast<uint32_t>(blocks), staging_slots,
+                                                block_bytes, std::move(buffer).value(),
+                                                std::move(policy)));
 }
 
-HostTier::HostTier(uint32_t capacity, size_t block_bytes, std::unique_ptr<HostBuffer> buffer,
-                   std::unique_ptr<EvictionPolicy> policy)
+HostTier::HostTier(uint32_t capacity, uint32_t staging_slots, size_t block_bytes,
+                   std::unique_ptr<HostBuffer> buffer, std::unique_ptr<EvictionPolicy> policy)
     : capacity_(capacity),
+      staging_slots_(staging_slots),
       block_bytes_(block_bytes),
       buffer_(std::move(buffer)),
       index_(capacity),
@@ -80,6 +84,11 @@ uint32_t HostTier::Lease(const BlockKey& key) {
   return LeaseLocked(key);
 }
 
+void HostTier::LeaseEach(std::span<const BlockKey> keys, std::span<uint32_t> slots) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < keys.size(); ++i) slots[i] = LeaseLocked(keys[i]);
+}
+
 void HostTier::Unlease(uint32_t slot) {
   std::lock_guard lock(mu_);
   UnleaseLocked(slot);
@@ -99,7 +108,8 @@ void HostTier::UnleaseLocked(uint32_t slot) {
   }
 }
 
-HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_out) {
+HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_out,
+                                          std::optional<BlockKey>* evicted) {
   std::lock_guard lock(mu_);
   const uint32_t existing = index_.Find(key);
   if (existing != BlockIndex::kNone) {
@@ -108,6 +118,7 @@ HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_ou
     return ReserveResult::kPresent;
   }
   uint32_t slot;
+  if (evicted) evicted->reset();
   if (!free_.empty()) {
     slot = free_.back();
     free_.pop_back();
@@ -118,6 +129,7 @@ HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_ou
       return ReserveResult::kFull;
     }
     policy_->Remove(slot);
+    if (evicted) *evicted = index_.key(slot);
     index_.Erase(slot);
     ++evictions_;
     --used_;
@@ -135,9 +147,20 @@ void HostTier::Commit(uint32_t slot) {
   CommitLocked(slot);
 }
 
-void HostTier::Commit(std::span<const uint32_t> chain) {
+void HostTier::Commit(std::span<const uint32_t> chain, bool keep_leases) {
   std::lock_guard lock(mu_);
-  for (size_t i = chain.size(); i > 0; --i) CommitLocked(chain[i - 1]);
+  for (size_t i = chain.size(); i > 0; --i) {
+    const uint32_t slot = chain[i - 1];
+    if (!keep_leases) {
+      CommitLocked(slot);
+      continue;
+    }
+    assert(slots_[slot].state() == SlotState::kWriting);
+    slots_[slot].set_state(SlotState::kReady);
+    slots_[slot].leases = 1;
+    ++leased_;
+    ++inserts_;
+  }
 }
 
 void HostTier::CommitLocked(uint32_t slot) {

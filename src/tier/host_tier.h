@@ -7,6 +7,14 @@
 // evicted or overwritten: the eviction policy only ever sees ready, unleased,
 // unpinned slots.
 //
+// Write-back: Reserve says which block it evicted to free the slot. The evicted block's
+// bytes stay in the slot until the reserver writes it, so the reserver can copy them out
+// first (to a write-back buffer bound for disk) without holding the tier's lock.
+//
+// Staging slots: Create can add slots past the capacity that the tier never uses; the
+// owner hands them out itself (e.g. to stage loads from a lower tier) and they share the
+// tier's buffer, so one memory registration covers both.
+//
 // Thread-safe. Index operations take one mutex for a few hundred nanoseconds; block
 // data is copied outside it, protected by the slot's state (writing) or a lease.
 #pragma once
@@ -14,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -48,12 +57,15 @@ class HostTier {
     kFull,      // every slot is leased, pinned or being written
   };
 
-  // `policy` defaults to LRU. Fails when the capacity holds no block.
+  // `policy` defaults to LRU. `staging_slots` are allocated after the tier's own slots
+  // (numbers capacity_blocks() .. total_slots() - 1). Fails when the capacity holds no block.
   static Result<std::unique_ptr<HostTier>> Create(const HostTierOptions& options,
                                                   size_t block_bytes,
-                                                  std::unique_ptr<EvictionPolicy> policy = nullptr);
+                                                  std::unique_ptr<EvictionPolicy> policy = nullptr,
+                                                  uint32_t staging_slots = 0);
 
   uint32_t capacity_blocks() const { return capacity_; }
+  uint32_t total_slots() const { return capacity_ + staging_slots_; }
   size_t block_bytes() const { return block_bytes_; }
   const HostBuffer& buffer() const { return *buffer_; }
 
@@ -67,6 +79,8 @@ class HostTier {
 
   // Leases `key` if it is ready: returns its slot, or kNoSlot.
   uint32_t Lease(const BlockKey& key);
+  // Lease(keys[i]) into slots[i] for each key, under one lock.
+  void LeaseEach(std::span<const BlockKey> keys, std::span<uint32_t> slots);
   // Ends one lease of `slot`; its last lease makes it evictable again (most recent).
   void Unlease(uint32_t slot);
   // Ends one lease of each slot of a prefix chain (block order) under one lock. The
@@ -74,13 +88,17 @@ class HostTier {
   // head: a prefix without its head is worthless, a head without its tail is not.
   void Unlease(std::span<const uint32_t> chain);
 
-  // Claims a slot for `key`, evicting the policy's victim when no slot is free.
-  ReserveResult Reserve(const BlockKey& key, uint32_t* slot);
+  // Claims a slot for `key`, evicting the policy's victim when no slot is free. With
+  // `evicted` non-null and kReserved returned, *evicted is set to the evicted block's key,
+  // or nullopt when the slot was free; that block's bytes are still in the slot.
+  ReserveResult Reserve(const BlockKey& key, uint32_t* slot,
+                        std::optional<BlockKey>* evicted = nullptr);
   // The reserved slot's data is written: the block becomes matchable and evictable.
   void Commit(uint32_t slot);
   // Commits the slots of a prefix chain (block order) under one lock, tail first into
-  // the eviction order (see Unlease(span)).
-  void Commit(std::span<const uint32_t> chain);
+  // the eviction order (see Unlease(span)). With `keep_leases` each slot stays leased to
+  // the caller (e.g. while it is copied further down), who must Unlease it.
+  void Commit(std::span<const uint32_t> chain, bool keep_leases = false);
   // Gives up a reservation: the key leaves the index, the slot is free.
   void Abort(uint32_t slot);
 
@@ -107,8 +125,8 @@ class HostTier {
   };
   static_assert(sizeof(Slot) == 4);
 
-  HostTier(uint32_t capacity, size_t block_bytes, std::unique_ptr<HostBuffer> buffer,
-           std::unique_ptr<EvictionPolicy> policy);
+  HostTier(uint32_t capacity, uint32_t staging_slots, size_t block_bytes,
+           std::unique_ptr<HostBuffer> buffer, std::unique_ptr<EvictionPolicy> policy);
   bool Evictable(const Slot& s) const {
     return s.state() == SlotState::kReady && s.leases == 0 && !s.pinned;
   }
@@ -118,6 +136,7 @@ class HostTier {
   uint32_t LeaseLocked(const BlockKey& key);  // REQUIRES(mu_)
 
   const uint32_t capacity_;
+  const uint32_t staging_slots_;
   const size_t block_bytes_;
   const std::unique_ptr<HostBuffer> buffer_;
 

@@ -1,6 +1,8 @@
 // FaultInjector: one-shot and range fault rules, first match wins.
 #include "strata/fault_injection.h"
 
+#include <thread>
+
 namespace strata {
 
 void FaultInjector::FailNext(TransferOp op, int error, uint32_t count) {
@@ -18,12 +20,24 @@ void FaultInjector::FailRange(TransferOp op, uint64_t offset, uint64_t length, i
   rules_.push_back({op, {IoFault::Kind::kError, error, 0}, 0, offset, length});
 }
 
+void FaultInjector::SetDelay(TransferOp op, std::chrono::microseconds delay) {
+  std::lock_guard lock(mu_);
+  delay_[static_cast<int>(op)] = delay;
+}
+
 void FaultInjector::Clear() {
   std::lock_guard lock(mu_);
   rules_.clear();
+  delay_[0] = delay_[1] = {};
 }
 
 IoFault FaultInjector::Check(TransferOp op, uint64_t offset, uint64_t length) {
+  std::chrono::microseconds delay;
+  {
+    std::lock_guard lock(mu_);
+    delay = delay_[static_cast<int>(op)];
+  }
+  if (delay.count() > 0) std::this_thread::sleep_for(delay);
   std::lock_guard lock(mu_);
   for (auto it = rules_.begin(); it != rules_.end(); ++it) {
     if (it->op != op) continue;
