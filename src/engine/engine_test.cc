@@ -1,0 +1,344 @@
+// The engine end to end on the tiny preset: batching and chunking never change output,
+// Strata reuse is bit-exact and salted, sampling, stop strings, cancel, admission errors.
+#include "engine/engine.h"
+
+#include <cstring>
+#include <future>
+#include <map>
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace strata::engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<TokenId> Prompt(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<TokenId> t(n);
+  for (auto& x : t) x = static_cast<TokenId>(rng() % 256);
+  return t;
+}
+
+struct Outcome {
+  std::vector<TokenId> tokens;
+  std::string text;
+  TokenEvent final_event;
+  std::vector<std::vector<float>> logits;  // per sampled position
+};
+
+// An engine whose logits hook files every sampled position by request.
+class Driver {
+ public:
+  explicit Driver(EngineOptions options = {}) {
+    options.on_logits = [this](const LogitsEvent& e) {
+      std::lock_guard lock(mu_);
+      logits_[std::string(e.request_id)].emplace_back(e.logits.begin(), e.logits.end());
+    };
+    auto e = Engine::Create(std::move(options));
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    engine = std::move(e).value();
+  }
+
+  // Submits and returns a future of the outcome.
+  std::future<Outcome> Start(GenerationRequest req) {
+    auto promise = std::make_shared<std::promise<Outcome>>();
+    auto out = std::make_shared<Outcome>();
+    const std::string id = req.request_id;
+    Status s = engine->Submit(std::move(req), [this, promise, out, id](const TokenEvent& ev) {
+      if (ev.has_token) out->tokens.push_back(ev.token);
+      out->text += ev.text;
+      if (ev.finished) {
+        out->final_event = ev;
+        std::lock_guard lock(mu_);
+        out->logits = std::move(logits_[id]);
+        logits_.erase(id);
+        promise->set_value(*out);
+      }
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return promise->get_future();
+  }
+  Outcome Run(GenerationRequest req) {
+    auto f = Start(std::move(req));
+    EXPECT_EQ(f.wait_for(60s), std::future_status::ready);
+    return f.get();
+  }
+
+  std::unique_ptr<Engine> engine;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::vector<float>>> logits_;
+};
+
+GenerationRequest Req(std::string id, std::vector<TokenId> prompt, uint32_t max_tokens = 8,
+                      std::string salt = {}) {
+  GenerationRequest r;
+  r.request_id = std::move(id);
+  r.prompt = std::move(prompt);
+  r.sampling.max_tokens = max_tokens;
+  r.cache_salt = std::move(salt);
+  return r;
+}
+
+bool BitEqual(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].size() != b[i].size() ||
+        std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)) != 0)
+      return false;
+  return true;
+}
+
+TEST(EngineTest, GeneratesMaxTokensWithUsage) {
+  Driver d;
+  const auto out = d.Run(Req("a", Prompt(13, 1), 6));
+  EXPECT_EQ(out.tokens.size(), 6u);
+  EXPECT_TRUE(out.final_event.finished);
+  EXPECT_EQ(out.final_event.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(out.final_event.prompt_tokens, 13u);
+  EXPECT_EQ(out.final_event.completion_tokens, 6u);
+  EXPECT_EQ(out.final_event.cached_tokens, 0u);
+  EXPECT_EQ(out.logits.size(), 6u);
+  EXPECT_EQ(out.text, d.engine->Decode(out.tokens));
+  EXPECT_EQ(d.engine->model_name(), "strata-ref-tiny");
+  const auto st = d.engine->stats();
+  EXPECT_EQ(st.prefill_tokens, 13u);
+  EXPECT_EQ(st.decode_tokens, 5u);
+  EXPECT_GT(st.forward_flops, 0.0);
+}
+
+TEST(EngineTest, DeterministicAcrossInstances) {
+  Driver a, b;
+  const auto x = a.Run(Req("r", Prompt(29, 2), 10));
+  const auto y = b.Run(Req("r", Prompt(29, 2), 10));
+  EXPECT_EQ(x.tokens, y.tokens);
+  EXPECT_TRUE(BitEqual(x.logits, y.logits));
+}
+
+TEST(EngineTest, PrefillChunkSizeDoesNotChangeOutput) {
+  const auto prompt = Prompt(45, 3);
+  Driver ref;
+  const auto want = ref.Run(Req("r", prompt, 5));
+  for (uint32_t chunk : {1u, 3u, 4u, 7u, 16u}) {
+    EngineOptions o;
+    o.prefill_chunk_tokens = chunk;
+    Driver d(o);
+    const auto got = d.Run(Req("r", prompt, 5));
+    EXPECT_EQ(got.tokens, want.tokens) << "chunk " << chunk;
+    EXPECT_TRUE(BitEqual(got.logits, want.logits)) << "chunk " << chunk;
+  }
+}
+
+TEST(EngineTest, BatchingWithOtherRequestsDoesNotChangeOutput) {
+  const auto prompt = Prompt(33, 4);
+  Driver alone;
+  const auto want = alone.Run(Req("x", prompt, 12));
+
+  EngineOptions o;
+  o.prefill_chunk_tokens = 8;
+  o.max_step_tokens = 20;
+  Driver d(o);
+  std::vector<std::future<Outcome>> others;
+  for (int i = 0; i < 4; ++i)
+    others.push_back(d.Start(Req("o" + std::to_string(i), Prompt(10 + 9 * i, 50 + i), 15)));
+  auto x = d.Start(Req("x", prompt, 12));
+  const auto got = x.get();
+  for (auto& f : others) EXPECT_EQ(f.get().final_event.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_TRUE(BitEqual(got.logits, want.logits));
+  EXPECT_GT(d.engine->stats().steps, 0u);
+}
+
+TEST(EngineTest, SeededSamplingReplays) {
+  Driver d;
+  auto req = Req("s", Prompt(11, 5), 16);
+  req.sampling.temperature = 0.9f;
+  req.sampling.top_p = 0.8f;
+  req.sampling.seed = 42;
+  const auto a = d.Run(req);
+  const auto b = d.Run(req);
+  EXPECT_EQ(a.tokens, b.tokens);
+  req.sampling.seed = 43;
+  const auto c = d.Run(req);
+  req.sampling.temperature = 0;
+  const auto greedy = d.Run(req);
+  EXPECT_TRUE(c.tokens != a.tokens || greedy.tokens != a.tokens);
+}
+
+TEST(EngineTest, StopStringEndsGenerationAndIsNotReturned) {
+  Driver d;
+  const auto full = d.Run(Req("f", Prompt(12, 6), 24));
+  ASSERT_GE(full.text.size(), 8u);
+  const std::string stop = full.text.substr(5, 2);
+  auto req = Req("s", Prompt(12, 6), 24);
+  req.sampling.stop = {stop};
+  const auto out = d.Run(req);
+  EXPECT_EQ(out.final_event.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out.text, full.text.substr(0, full.text.find(stop)));
+}
+
+TEST(EngineTest, CancelEndsARequest) {
+  Driver d;
+  auto f = d.Start(Req("c", Prompt(20, 7), 1000));
+  d.engine->Cancel("c");
+  d.engine->Cancel("unknown");  // no-op
+  ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+  const auto out = f.get();
+  EXPECT_EQ(out.final_event.finish_reason, FinishReason::kCancelled);
+  EXPECT_LT(out.tokens.size(), 1000u);
+  // The id is free again and the blocks come back.
+  EXPECT_EQ(d.Run(Req("c", Prompt(5, 8), 2)).tokens.size(), 2u);
+}
+
+TEST(EngineTest, SubmitRejectsBadRequests) {
+  EngineOptions o;
+  o.max_running_requests = 1;
+  o.max_queued_requests = 1;
+  Driver d(o);
+  auto noop = [](const TokenEvent&) {};
+  EXPECT_EQ(d.engine->Submit(Req("e", {}), noop).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d.engine->Submit(Req("", Prompt(3, 1)), noop).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d.engine->Submit(Req("e", {300}), noop).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d.engine->Submit(Req("e", Prompt(1000, 1), 100), noop).code(),
+            StatusCode::kInvalidArgument);
+  auto bad_p = Req("e", Prompt(3, 1));
+  bad_p.sampling.top_p = 0;
+  EXPECT_EQ(d.engine->Submit(bad_p, noop).code(), StatusCode::kInvalidArgument);
+  auto zero = Req("e", Prompt(3, 1), 0);
+  EXPECT_EQ(d.engine->Submit(zero, noop).code(), StatusCode::kInvalidArgument);
+
+  // Long requests fill the running slot and the queue.
+  auto a = d.Start(Req("a", Prompt(4, 1), 1000));
+  auto b = d.Start(Req("b", Prompt(4, 2), 1000));
+  EXPECT_EQ(d.engine->Submit(Req("a", Prompt(4, 1)), noop).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(d.engine->Submit(Req("c", Prompt(4, 3)), noop).code(), StatusCode::kResourceExhausted);
+  d.engine->Cancel("a");
+  d.engine->Cancel("b");
+  a.get();
+  b.get();
+}
+
+TEST(EngineTest, ShutdownCancelsWhatIsInFlight) {
+  std::promise<FinishReason> reason;
+  {
+    auto e = Engine::Create(EngineOptions{});
+    ASSERT_TRUE(e.ok());
+    auto req = Req("z", Prompt(8, 9), 1000);
+    ASSERT_TRUE((*e)->Submit(req,
+                             [&](const TokenEvent& ev) {
+                               if (ev.finished) reason.set_value(ev.finish_reason);
+                             })
+                    .ok());
+  }
+  EXPECT_EQ(reason.get_future().get(), FinishReason::kCancelled);
+}
+
+// --- With Strata -------------------------------------------------------------------
+
+std::unique_ptr<BlockManager> MakeManager(const ModelConfig& model, uint64_t host_blocks = 256) {
+  BlockManagerOptions o;
+  o.model_fingerprint = model.Fingerprint();
+  o.layout = model.kv_layout();
+  o.host.capacity_bytes = host_blocks * o.layout.block_bytes();
+  o.host.pin_for_cuda = false;
+  auto m = BlockManager::Create(o);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return std::move(m).value();
+}
+
+TEST(EngineStrataTest, ReuseIsBitIdenticalToNoStrata) {
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  auto manager = MakeManager(model);
+  EngineOptions o;
+  o.block_manager = manager.get();
+  o.prefill_chunk_tokens = 6;
+  Driver with(o);
+  Driver without;
+
+  // 39 tokens: 9 full blocks + 3; 40 tokens: exactly 10 blocks (the last stays computed).
+  for (size_t len : {39u, 40u, 5u}) {
+    const auto prompt = Prompt(len, 10 + len);
+    const auto base = without.Run(Req("b" + std::to_string(len), prompt, 7));
+    const auto first = with.Run(Req("f" + std::to_string(len), prompt, 7));
+    ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
+    const auto second = with.Run(Req("s" + std::to_string(len), prompt, 7));
+    EXPECT_EQ(first.final_event.cached_tokens, 0u);
+    const uint32_t tpb = model.tokens_per_block;
+    EXPECT_EQ(second.final_event.cached_tokens, (len - 1) / tpb * tpb) << len;
+    EXPECT_EQ(first.tokens, base.tokens);
+    EXPECT_EQ(second.tokens, base.tokens);
+    EXPECT_TRUE(BitEqual(first.logits, base.logits));
+    EXPECT_TRUE(BitEqual(second.logits, base.logits)) << len;
+  }
+
+  // A longer prompt sharing a prefix reuses it, including the stored generated blocks.
+  const auto prompt = Prompt(39, 49);
+  auto extended = prompt;
+  const auto gen = with.Run(Req("g", prompt, 9));
+  ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
+  extended.insert(extended.end(), gen.tokens.begin(), gen.tokens.end());
+  extended.push_back(65);
+  const auto again = with.Run(Req("e", extended, 4));
+  EXPECT_EQ(again.final_event.cached_tokens, (extended.size() - 2) / 4 * 4);
+  EXPECT_TRUE(BitEqual(again.logits, without.Run(Req("e", extended, 4)).logits));
+
+  // Another tenant's salt sees nothing.
+  const auto salted = with.Run(Req("t", Prompt(39, 49), 3, "tenant-b"));
+  EXPECT_EQ(salted.final_event.cached_tokens, 0u);
+
+  const auto st = manager->stats();
+  EXPECT_GT(st.loaded_blocks, 0u);
+  EXPECT_GT(st.stored_blocks, 0u);
+  EXPECT_EQ(st.load_failed_blocks, 0u);
+  EXPECT_EQ(st.active_requests, 0u);
+  EXPECT_GT(with.engine->stats().cached_tokens, 0u);
+}
+
+TEST(EngineStrataTest, ConcurrentReuseUnderBatching) {
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  auto manager = MakeManager(model);
+  EngineOptions o;
+  o.block_manager = manager.get();
+  o.prefill_chunk_tokens = 5;
+  o.max_step_tokens = 16;
+  Driver with(o);
+  Driver without;
+  const auto shared = Prompt(24, 77);
+  std::vector<std::vector<TokenId>> prompts;
+  for (int i = 0; i < 5; ++i) {
+    auto p = shared;
+    const auto tail = Prompt(3 + 4 * i, 100 + i);
+    p.insert(p.end(), tail.begin(), tail.end());
+    prompts.push_back(p);
+  }
+  with.Run(Req("warm", shared, 2));
+  ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
+  std::vector<std::future<Outcome>> fs;
+  for (int i = 0; i < 5; ++i) fs.push_back(with.Start(Req("p" + std::to_string(i), prompts[i], 6)));
+  for (int i = 0; i < 5; ++i) {
+    const auto got = fs[i].get();
+    EXPECT_GT(got.final_event.cached_tokens, 0u);
+    const auto want = without.Run(Req("q" + std::to_string(i), prompts[i], 6));
+    EXPECT_EQ(got.tokens, want.tokens);
+    EXPECT_TRUE(BitEqual(got.logits, want.logits)) << i;
+  }
+}
+
+TEST(EngineStrataTest, RejectsAManagerForAnotherModel) {
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  ModelConfig other = model;
+  other.seed = 9;
+  auto manager = MakeManager(other);
+  EngineOptions o;
+  o.model = model;
+  o.block_manager = manager.get();
+  auto e = Engine::Create(o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace strata::engine

@@ -1,0 +1,75 @@
+// Model: a Llama-architecture decoder on CPU (RMSNorm, RoPE, grouped-query attention over
+// the paged KV cache, SwiGLU, fp32) with deterministic synthetic weights.
+//
+// Forward() runs any mix of tokens from any sequences in one pass: prefill chunks and
+// decode tokens alike are rows (sequence, position, token). Each row writes its K/V into
+// its sequence's blocks and attends to positions 0..pos of that sequence. A row's KV and
+// logits are bit-identical whatever else shares the pass and however the prompt was
+// chunked (see kernels.h): rows are laid out in GEMM "slots" by position modulo the BLAS
+// row group, and attention runs per row in a fixed order.
+//
+// Thread-compatible: the weights are immutable; a Workspace serves one Forward at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "engine/model_config.h"
+#include "strata/block_key.h"
+#include "strata/status.h"
+
+namespace strata::engine {
+
+struct ForwardRow {
+  uint32_t seq = 0;   // index into Forward's block_tables
+  uint32_t pos = 0;   // position in the sequence
+  TokenId token = 0;  // input token at pos
+  bool want_logits = false;
+};
+
+// Scratch buffers of Forward, reused across calls.
+struct Workspace {
+  std::vector<float> x, xn, qkv, attn, proj, gate_up, act, logits_all;
+  std::vector<float> rope_cos, rope_sin, key_t, scores;
+  std::vector<uint32_t> slot;
+};
+
+class Model {
+ public:
+  // Builds the weights from config.seed: identical on every process and machine.
+  static Result<std::unique_ptr<Model>> Create(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+
+  // Runs `rows`. block_tables[seq] holds the sequence's device blocks; they must cover
+  // every row's position, and positions before a row's must already hold KV (from
+  // earlier passes, loads, or earlier rows of this pass). Appends the logits of rows with
+  // want_logits, in row order, to *logits (vocab_size floats each).
+  Status Forward(std::span<const ForwardRow> rows,
+                 std::span<const std::span<const uint32_t>> block_tables, PagedKvCache& kv,
+                 Workspace& ws, std::vector<float>* logits) const;
+
+  // Floating-point operations of a pass over `new_tokens` tokens of one sequence that
+  // follow `past_tokens` cached ones: 2 per weight per token plus attention (QK and PV).
+  double ForwardFlops(uint64_t new_tokens, uint64_t past_tokens) const;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, wqkv, wo, mlp_norm, w_gate_up, w_down;
+  };
+  explicit Model(const ModelConfig& config) : config_(config) {}
+  void Attention(std::span<const ForwardRow> rows,
+                 std::span<const std::span<const uint32_t>> block_tables, const PagedKvCache& kv,
+                 uint32_t layer, Workspace& ws) const;
+
+  ModelConfig config_;
+  uint32_t row_group_ = 1;
+  std::vector<float> embed_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+  std::vector<double> inv_freq_;
+};
+
+}  // namespace strata::engine

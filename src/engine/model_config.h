@@ -1,0 +1,46 @@
+// ModelConfig: the geometry of the reference engine's Llama-architecture decoder, named
+// presets, and the fingerprint that binds a config and weight seed into Strata's block
+// keys (two engines share cached KV only when their fingerprints are equal).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "strata/layout.h"
+#include "strata/status.h"
+
+namespace strata::engine {
+
+struct ModelConfig {
+  std::string name = "tiny";      // preset name, reported as the model name
+  uint32_t vocab_size = 258;      // 256 byte tokens + BOS + EOS (see tokenizer.h)
+  uint32_t hidden = 64;           // model width
+  uint32_t num_layers = 2;        // decoder layers
+  uint32_t num_heads = 4;         // query heads
+  uint32_t num_kv_heads = 2;      // key/value heads (grouped-query attention); divides num_heads
+  uint32_t head_dim = 16;         // per-head width
+  uint32_t ffn = 128;             // SwiGLU inner width
+  uint32_t tokens_per_block = 4;  // paged KV block size (Strata's block)
+  uint32_t max_context_tokens = 1024;  // prompt + generated tokens per request
+  float rope_theta = 10000.0f;         // RoPE base
+  float rms_eps = 1e-5f;               // RMSNorm epsilon
+  uint64_t seed = 1;                   // synthetic weight seed
+
+  // Presets: "tiny" (tests: 2 layers, width 64), "demo" (~100M parameters: 12 layers,
+  // width 768, 12 query / 4 KV heads of 64, SwiGLU 3072, 16 tokens per block).
+  static Result<ModelConfig> Preset(std::string_view name, uint64_t seed = 1);
+
+  // InvalidArgument naming the bad field, or OK.
+  Status Validate() const;
+  // Number of weights (embeddings, layers, final norm, LM head).
+  uint64_t num_parameters() const;
+  // The KV layout of the paged cache: fp32, K/V per layer, NHD chunks.
+  KvLayout kv_layout() const;
+  // Canonical text binding every field that changes weights or KV bytes, e.g.
+  // "strata-ref-llama/v1 tiny seed=1 vocab=258 hidden=64 ...". Goes into
+  // BlockManagerOptions::model_fingerprint.
+  std::string Fingerprint() const;
+};
+
+}  // namespace strata::engine
