@@ -1,40 +1,88 @@
 // StrataConfig: Strata's resolved configuration (defaults < TOML file < environment) and
-// a record of where every value came from.
+// a record of where every value came from. docs/configuration.md is the operator's reference.
 //
 // Precedence, lowest first:
 //   1. Built-in defaults (DefaultConfig()): a demo model so `strata` runs with no config —
 //      fingerprint "strata-demo", 32 layers x K/V x 8 KV heads x 128 head_dim, bf16,
-//      16 tokens per block (the Llama-3-8B shape), a 4 GiB host tier.
+//      16 tokens per block (the Llama-3-8B shape), a 4 GiB host tier (G2) and an 8 GiB disk
+//      tier (G3) under "./strata-cache". That directory is relative to the working
+//      directory: operators should set an absolute one. Because the default enables the
+//      disk tier, whoever builds a BlockManager from DefaultConfig() (or from a LoadConfig()
+//      that leaves disk.capacity_gb alone) creates that directory; set disk.capacity_gb = 0
+//      for a host-only manager.
 //   2. A TOML file: the path passed to LoadConfig, or else $STRATA_CONFIG.
 //   3. Environment variables.
 //
 // TOML keys (every key optional; unknown tables or keys are errors, not silently ignored):
-//   [model]   fingerprint      string, non-empty
-//   [layout]  num_layers       integer >= 1
-//             kv_format        "kv" (separate K and V) | "latent" (MLA)
-//             num_kv_heads     integer >= 1
-//             head_dim         integer >= 1
-//             dtype            "fp32" | "fp16" | "bf16" | "fp8_e4m3" | "fp8_e5m2" (ParseDType)
-//             tokens_per_block integer >= 1
-//             chunk_order      "nhd" | "hnd"
-//   [keys]    hash             "sha256" | "xxh3_128"
-//             rank             integer >= 0, < world_size
-//             world_size       integer >= 1
-//   [host]    capacity_gb      number >= 0, GiB (2^30 bytes), fractional allowed; 0 disables
-//             huge_pages       boolean
-//             pin_for_cuda     boolean
-//   [manager] worker_threads   integer >= 1
-//             max_queued_ops   integer >= 1
+//   [model]     fingerprint            string, non-empty
+//   [layout]    num_layers             integer >= 1
+//               kv_format              "kv" (separate K and V) | "latent" (MLA)
+//               num_kv_heads           integer >= 1
+//               head_dim               integer >= 1
+//               dtype                  "fp32" | "fp16" | "bf16" | "fp8_e4m3" | "fp8_e5m2"
+//               tokens_per_block       integer >= 1
+//               chunk_order            "nhd" | "hnd"
+//   [keys]      hash                   "sha256" | "xxh3_128"
+//               rank                   integer >= 0, < world_size
+//               world_size             integer >= 1
+//   [host]      capacity_gb            number >= 0, GiB (2^30 bytes), fractional; 0 disables
+//               huge_pages             boolean
+//               pin_for_cuda           boolean
+//   [manager]   worker_threads         integer >= 1
+//               max_queued_ops         integer >= 1
+//   [disk]      directory              string, non-empty
+//               capacity_gb            number >= 0, GiB, fractional; 0 disables the disk tier
+//               file_gb                number > 0, GiB, fractional (segment file size)
+//               region_mb              number > 0, MiB (2^20 bytes), fractional (reclaim unit)
+//               direct_io              boolean (DiskTierOptions::use_direct_io)
+//               sync_on_write          boolean
+//               reset_on_mismatch      boolean
+//               backend                "auto" | "posix" | "io_uring"
+//               io_depth               integer 1..4096
+//   [hierarchy] device_to_host         "write_through" | "selective"
+//               host_to_disk           "write_through" | "selective" | "write_back"
+//               min_sightings          integer 1..255
+//               sightings_decay_period integer >= 1
+//               sightings_counters     integer 64..2^30
+//               disk_write_mb_per_sec  number >= 0, MiB/s, fractional; 0 = unlimited
+//                                      (HierarchyOptions::disk_write_bytes_per_sec)
+//               promote_disk_hits      boolean
+//               staging_slots          integer 1..4096
+//               writeback_slots        integer 1..4096
+//               disk_writer_threads    integer 1..64
+//               max_queued_disk_writes integer >= 1
+//   [server]    host                   string, non-empty (ServeConfig::host)
+//               port                   integer 0..65535; 0 picks a free port
+//   [engine]    preset                 string, non-empty (ServeConfig::model_preset)
+//               seed                   integer >= 0
+//               device_cache_gb        number > 0, GiB, fractional
+//               max_batch              integer >= 1
+//               prefill_chunk          integer >= 1
+//               strata                 boolean (ServeConfig::strata_enabled)
+//   [metrics]   port                   integer 0..65535; 0 picks a free port
+//               enabled                boolean
 //
-// Environment variables (an empty value counts as unset, so `VAR= strata` clears one):
+// Environment variables (an empty value counts as unset, so `VAR= strata` clears one). Where
+// a Dynamo name and a Strata name set the same key, the Strata name wins and a note says the
+// other was ignored:
 //   STRATA_CONFIG            path of the TOML file, used when LoadConfig gets no path
 //   DYN_KVBM_CPU_CACHE_GB    host.capacity_gb — NVIDIA Dynamo's name, same meaning
-//   STRATA_HOST_CACHE_GB     host.capacity_gb; wins over DYN_KVBM_CPU_CACHE_GB when both are set
+//   STRATA_HOST_CACHE_GB     host.capacity_gb; wins over DYN_KVBM_CPU_CACHE_GB
+//   DYN_KVBM_DISK_CACHE_DIR  disk.directory — Dynamo's name, same meaning
+//   STRATA_DISK_CACHE_DIR    disk.directory; wins over DYN_KVBM_DISK_CACHE_DIR
+//   DYN_KVBM_DISK_CACHE_GB   disk.capacity_gb — Dynamo's name, same meaning
+//   STRATA_DISK_CACHE_GB     disk.capacity_gb; wins over DYN_KVBM_DISK_CACHE_GB
+//   STRATA_HOST_TO_DISK      hierarchy.host_to_disk
 //   STRATA_MODEL_FINGERPRINT model.fingerprint
 //   STRATA_HASH              keys.hash
 //   STRATA_TP_RANK           keys.rank
 //   STRATA_TP_WORLD_SIZE     keys.world_size
 //   STRATA_WORKER_THREADS    manager.worker_threads
+//   STRATA_SERVE_HOST        server.host
+//   STRATA_SERVE_PORT        server.port
+//   STRATA_MODEL_PRESET      engine.preset
+//   DYN_KVBM_METRICS_PORT    metrics.port — Dynamo's name, same meaning
+//   STRATA_METRICS_PORT      metrics.port; wins over DYN_KVBM_METRICS_PORT
 #pragma once
 
 #include <cstdint>
@@ -62,8 +110,44 @@ struct ConfigSource {
   friend bool operator==(const ConfigSource&, const ConfigSource&) = default;
 };
 
+// `strata serve`: the reference engine behind an OpenAI-compatible HTTP server, plus a
+// metrics endpoint. Its TOML tables are [server], [engine] and [metrics].
+struct ServeConfig {
+  // [server] host: the address the HTTP server binds. Default "127.0.0.1" (this machine only).
+  // Env: STRATA_SERVE_HOST.
+  std::string host = "127.0.0.1";
+  // [server] port. 0 picks a free port. Default 8000. Env: STRATA_SERVE_PORT.
+  uint16_t port = 8000;
+  // [engine] preset: the reference engine's model preset (ModelConfig::Preset; the engine
+  // rejects unknown names). Default "demo". Env: STRATA_MODEL_PRESET.
+  std::string model_preset = "demo";
+  // [engine] seed: the synthetic weight seed. Default 0.
+  uint64_t seed = 0;
+  // [engine] device_cache_gb: GiB of the engine's paged KV cache (G1), fractional, > 0.
+  // Default 1.
+  double device_cache_gb = 1.0;
+  // [engine] max_batch: sequences decoded together. Default 8.
+  uint32_t max_batch = 8;
+  // [engine] prefill_chunk: prompt tokens prefilled per engine step. Default 512.
+  uint32_t prefill_chunk = 512;
+  // [engine] strata: offload through a BlockManager; false runs the engine alone (the
+  // baseline without offload). Default true.
+  bool strata_enabled = true;
+  // [metrics] port of the Prometheus endpoint. 0 picks a free port. Default 6880.
+  // Env: DYN_KVBM_METRICS_PORT (Dynamo's name), STRATA_METRICS_PORT (wins).
+  uint16_t metrics_port = 6880;
+  // [metrics] enabled: serve the metrics endpoint. Default true.
+  bool metrics_enabled = true;
+
+  // InvalidArgument naming the key ("engine.max_batch"), or OK. Besides each field's range,
+  // server.port and metrics.port may not be the same non-zero port while metrics are enabled.
+  Status Validate() const;
+};
+
 struct StrataConfig {
   BlockManagerOptions manager;
+  // `strata serve` settings; BlockManager users can ignore them.
+  ServeConfig serve;
 
   // The TOML file that was read, empty when none.
   std::string config_file;
@@ -92,19 +176,23 @@ StrataConfig DefaultConfig();
 
 // Resolves the configuration: DefaultConfig(), then the TOML file at `path_or_empty`
 // (or $STRATA_CONFIG when empty; no file when both are empty), then the variables of
-// `env`, then BlockManagerOptions::Validate().
+// `env`, then BlockManagerOptions::Validate() and ServeConfig::Validate().
 // Returns:
 //   IoError         the file cannot be opened or read (message names the path and errno)
 //   InvalidArgument a TOML syntax error (names file, line, column); an unknown table or
 //                   key, a wrong type, a bad enum name or an out-of-range number (names
 //                   file:line:column and the key, e.g. "host.capacity_gb"); a malformed
-//                   environment variable (names the variable and its value); or a
+//                   environment variable (names the variable and its value); a disk tier
+//                   without a host tier (names both keys and their sources); or a
 //                   resolved configuration that fails validation.
 Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLookup& env);
 
 // Multi-line, human-readable report: every setting with its value and source, then the
 // derived sizes — block bytes, KV bytes per token, host capacity in bytes and GiB, host
-// blocks (capacity / block bytes) and the tokens they hold.
+// blocks (capacity / block bytes) and the tokens they hold, disk capacity in bytes and GiB,
+// the disk record size (block rounded up to 4 KiB + a 4 KiB header), disk blocks
+// (capacity / record size; region and file rounding may hold a few fewer) and their tokens —
+// then notes (shadowed variables, the demo fingerprint, a relative disk directory).
 std::string DescribeConfig(const StrataConfig& config);
 
 }  // namespace strata

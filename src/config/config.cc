@@ -19,9 +19,10 @@
 namespace strata {
 namespace {
 
+constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
-// A GiB count whose byte count still fits in uint64_t.
-constexpr double kMaxGiB = 17179869184.0;  // 2^34
+// 2^64: a byte count must stay below it to fit in uint64_t.
+constexpr double kTwoTo64 = 18446744073709551616.0;
 // Config files are a few hundred bytes; the cap stops `--config /dev/zero` from eating RAM.
 constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
 
@@ -53,27 +54,48 @@ std::string_view TomlTypeName(const toml::node& node) {
 
 // "must be >= 1, got 0"-style problem text, or the value as uint32_t. Shared by the file and
 // the environment so both reject the same numbers with the same words.
-template <typename Int>
-Result<uint32_t> ToUInt32(Int value, uint32_t min) {
+template <typename UInt, typename Int>
+Result<UInt> ToUInt(Int value, UInt min, UInt max) {
   if (std::cmp_less(value, 0))
     return Status::InvalidArgument(fmt::format("must not be negative, got {}", value));
   if (std::cmp_less(value, min))
     return Status::InvalidArgument(fmt::format("must be >= {}, got {}", min, value));
-  if (std::cmp_greater(value, std::numeric_limits<uint32_t>::max()))
-    return Status::InvalidArgument(fmt::format("out of range: at most {}, got {}",
-                                               std::numeric_limits<uint32_t>::max(), value));
-  return static_cast<uint32_t>(value);
+  if (std::cmp_greater(value, max))
+    return Status::InvalidArgument(fmt::format("out of range: at most {}, got {}", max, value));
+  return static_cast<UInt>(value);
 }
 
-Result<uint64_t> GiBToBytes(double gib) {
-  if (!std::isfinite(gib))
-    return Status::InvalidArgument(fmt::format("must be finite, got {}", gib));
-  if (gib < 0) return Status::InvalidArgument(fmt::format("must not be negative, got {}", gib));
-  if (gib >= kMaxGiB)
+template <typename Int>
+Result<uint32_t> ToUInt32(Int value, uint32_t min,
+                          uint32_t max = std::numeric_limits<uint32_t>::max()) {
+  return ToUInt<uint32_t>(value, min, max);
+}
+
+// Ports: 0..65535, where 0 asks the kernel for a free port.
+template <typename Int>
+Result<uint16_t> ToPort(Int value) {
+  return ToUInt<uint16_t>(value, 0, std::numeric_limits<uint16_t>::max());
+}
+
+// A unit of size: sizes are written as fractional counts of it ("capacity_gb = 0.5").
+struct Unit {
+  uint64_t bytes;
+  std::string_view name;  // "GiB"
+};
+constexpr Unit kGiBUnit{kGiB, "GiB"};
+constexpr Unit kMiBUnit{kMiB, "MiB"};
+
+Result<uint64_t> ToBytes(double count, Unit unit) {
+  if (!std::isfinite(count))
+    return Status::InvalidArgument(fmt::format("must be finite, got {}", count));
+  if (count < 0) return Status::InvalidArgument(fmt::format("must not be negative, got {}", count));
+  const double max = kTwoTo64 / static_cast<double>(unit.bytes);
+  if (count >= max)
     return Status::InvalidArgument(
-        fmt::format("out of range: must be below {} GiB, got {}", kMaxGiB, gib));
-  // Round to the nearest byte: 0.1 GiB is not a whole number of bytes.
-  return static_cast<uint64_t>(std::round(gib * static_cast<double>(kGiB)));
+        fmt::format("out of range: must be below {} {}, got {}", max, unit.name, count));
+  // Round to the nearest byte: 0.1 GiB is not a whole number of bytes. The product is exact
+  // (unit.bytes is a power of two), so it stays below 2^64.
+  return static_cast<uint64_t>(std::round(count * static_cast<double>(unit.bytes)));
 }
 
 Result<KvFormat> ParseKvFormat(std::string_view name) {
@@ -99,12 +121,15 @@ std::string_view ChunkOrderName(ChunkOrder order) {
 // --- TOML value readers: each returns InvalidArgument with only the problem; the caller
 // prefixes file:line:column and the key.
 
-Status ReadUInt32(const toml::node& node, uint32_t min, uint32_t* out) {
+Status ReadUInt32(const toml::node& node, uint32_t min, uint32_t max, uint32_t* out) {
   const auto* v = node.as_integer();
   if (v == nullptr)
     return Status::InvalidArgument(fmt::format("expected an integer, got {}", TomlTypeName(node)));
-  STRATA_ASSIGN_OR_RETURN(*out, ToUInt32(v->get(), min));
+  STRATA_ASSIGN_OR_RETURN(*out, ToUInt32(v->get(), min, max));
   return Status::Ok();
+}
+Status ReadUInt32(const toml::node& node, uint32_t min, uint32_t* out) {
+  return ReadUInt32(node, min, std::numeric_limits<uint32_t>::max(), out);
 }
 
 Status ReadBool(const toml::node& node, bool* out) {
@@ -130,33 +155,111 @@ Status ReadEnum(const toml::node& node, Result<T> (*parse)(std::string_view), T*
   return Status::Ok();
 }
 
-// An integer is accepted too: `capacity_gb = 4` is what people write.
+Status ReadUInt64(const toml::node& node, uint64_t min, uint64_t* out) {
+  const auto* v = node.as_integer();
+  if (v == nullptr)
+    return Status::InvalidArgument(fmt::format("expected an integer, got {}", TomlTypeName(node)));
+  STRATA_ASSIGN_OR_RETURN(*out, ToUInt<uint64_t>(v->get(), min, ~uint64_t{0}));
+  return Status::Ok();
+}
+
+Status ReadPort(const toml::node& node, uint16_t* out) {
+  const auto* v = node.as_integer();
+  if (v == nullptr)
+    return Status::InvalidArgument(
+        fmt::format("expected an integer port (0..65535), got {}", TomlTypeName(node)));
+  STRATA_ASSIGN_OR_RETURN(*out, ToPort(v->get()));
+  return Status::Ok();
+}
+
+Status ReadNonEmptyString(const toml::node& node, std::string* out) {
+  STRATA_ASSIGN_OR_RETURN(std::string s, ReadString(node));
+  if (s.empty()) return Status::InvalidArgument("must not be empty");
+  *out = std::move(s);
+  return Status::Ok();
+}
+
+// A number of `unit`s. An integer is accepted too: `capacity_gb = 4` is what people write.
+Status ReadSize(const toml::node& node, Unit unit, bool allow_zero, uint64_t* out) {
+  double count = 0;
+  if (const auto* f = node.as_floating_point()) {
+    count = f->get();
+  } else if (const auto* i = node.as_integer()) {
+    if (i->get() < 0)
+      return Status::InvalidArgument(fmt::format("must not be negative, got {}", i->get()));
+    count = static_cast<double>(i->get());
+  } else {
+    return Status::InvalidArgument(fmt::format("expected a number of {} (e.g. 4 or 0.5), got {}",
+                                               unit.name, TomlTypeName(node)));
+  }
+  STRATA_ASSIGN_OR_RETURN(const uint64_t bytes, ToBytes(count, unit));
+  if (bytes == 0 && !allow_zero)
+    return Status::InvalidArgument(fmt::format("must be more than 0 {}, got {}", unit.name, count));
+  *out = bytes;
+  return Status::Ok();
+}
+
 Status ReadGiB(const toml::node& node, uint64_t* out) {
+  return ReadSize(node, kGiBUnit, /*allow_zero=*/true, out);
+}
+
+std::string FormatUnits(uint64_t bytes, Unit unit) {
+  return fmt::format("{:g}", static_cast<double>(bytes) / static_cast<double>(unit.bytes));
+}
+std::string FormatGiB(uint64_t bytes) {
+  return FormatUnits(bytes, kGiBUnit);
+}
+
+// "4 (4294967296 bytes)": the value as written in the file, then exactly.
+std::string ShowSize(uint64_t bytes, Unit unit) {
+  return fmt::format("{} ({} bytes)", FormatUnits(bytes, unit), bytes);
+}
+
+// The disk tier moves files: the memcpy and cuda backends cannot serve it.
+Result<BackendKind> ParseDiskBackend(std::string_view name) {
+  constexpr std::string_view kExpected = R"(expected "auto", "posix" or "io_uring")";
+  Result<BackendKind> kind = ParseBackendKind(name);
+  if (!kind.ok())
+    return Status::InvalidArgument(fmt::format("unknown backend '{}' ({})", name, kExpected));
+  if (*kind == BackendKind::kMemcpy || *kind == BackendKind::kCuda)
+    return Status::InvalidArgument(
+        fmt::format("backend '{}' cannot move files ({})", name, kExpected));
+  return *kind;
+}
+
+// G1 -> G2 has no write-back: the engine owns device memory (HierarchyOptions).
+Result<WriteMode> ParseDeviceToHostMode(std::string_view name) {
+  STRATA_ASSIGN_OR_RETURN(const WriteMode mode, ParseWriteMode(name));
+  if (mode == WriteMode::kWriteBack)
+    return Status::InvalidArgument(
+        "write_back is not a device-to-host mode (expected write_through or selective): the "
+        "engine owns device memory and decides when a block leaves it");
+  return mode;
+}
+
+// The device cache of `strata serve`, GiB: positive and finite.
+Status ReadDeviceCacheGiB(const toml::node& node, double* out) {
   double gib = 0;
   if (const auto* f = node.as_floating_point()) {
     gib = f->get();
   } else if (const auto* i = node.as_integer()) {
-    if (i->get() < 0)
-      return Status::InvalidArgument(fmt::format("must not be negative, got {}", i->get()));
     gib = static_cast<double>(i->get());
   } else {
     return Status::InvalidArgument(
-        fmt::format("expected a number of GiB (e.g. 4 or 0.5), got {}", TomlTypeName(node)));
+        fmt::format("expected a number of GiB (e.g. 1 or 0.5), got {}", TomlTypeName(node)));
   }
-  STRATA_ASSIGN_OR_RETURN(*out, GiBToBytes(gib));
+  STRATA_ASSIGN_OR_RETURN(const uint64_t bytes, ToBytes(gib, kGiBUnit));
+  if (bytes == 0) return Status::InvalidArgument(fmt::format("must be more than 0, got {}", gib));
+  *out = gib;
   return Status::Ok();
-}
-
-std::string FormatGiB(uint64_t bytes) {
-  return fmt::format("{:g}", static_cast<double>(bytes) / static_cast<double>(kGiB));
 }
 
 // One configurable setting: how the file sets it and how `strata config` shows it.
 struct Setting {
   std::string_view table;
   std::string_view name;
-  Status (*read)(const toml::node&, BlockManagerOptions&);
-  std::string (*show)(const BlockManagerOptions&);
+  Status (*read)(const toml::node&, StrataConfig&);
+  std::string (*show)(const StrataConfig&);
 
   std::string key() const { return fmt::format("{}.{}", table, name); }
 };
@@ -164,85 +267,254 @@ struct Setting {
 // In documentation order; DescribeConfig prints them in this order.
 const Setting kSettings[] = {
     {"model", "fingerprint",
-     [](const toml::node& n, BlockManagerOptions& o) {
+     [](const toml::node& n, StrataConfig& c) {
        STRATA_ASSIGN_OR_RETURN(std::string s, ReadString(n));
        if (s.empty()) return Status::InvalidArgument("must not be empty");
-       o.model_fingerprint = std::move(s);
+       c.manager.model_fingerprint = std::move(s);
        return Status::Ok();
      },
-     [](const BlockManagerOptions& o) { return fmt::format("\"{}\"", o.model_fingerprint); }},
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.model_fingerprint); }},
     {"layout", "num_layers",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.layout.num_layers);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.layout.num_layers);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.layout.num_layers); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.layout.num_layers); }},
     {"layout", "kv_format",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadEnum(n, &ParseKvFormat, &o.layout.format);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseKvFormat, &c.manager.layout.format);
      },
-     [](const BlockManagerOptions& o) { return std::string(KvFormatName(o.layout.format)); }},
+     [](const StrataConfig& c) { return std::string(KvFormatName(c.manager.layout.format)); }},
     {"layout", "num_kv_heads",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.layout.num_kv_heads);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.layout.num_kv_heads);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.layout.num_kv_heads); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.layout.num_kv_heads); }},
     {"layout", "head_dim",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.layout.head_dim);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.layout.head_dim);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.layout.head_dim); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.layout.head_dim); }},
     {"layout", "dtype",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadEnum(n, &ParseDType, &o.layout.dtype);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseDType, &c.manager.layout.dtype);
      },
-     [](const BlockManagerOptions& o) { return std::string(DTypeName(o.layout.dtype)); }},
+     [](const StrataConfig& c) { return std::string(DTypeName(c.manager.layout.dtype)); }},
     {"layout", "tokens_per_block",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.layout.tokens_per_block);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.layout.tokens_per_block);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.layout.tokens_per_block); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.layout.tokens_per_block); }},
     {"layout", "chunk_order",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadEnum(n, &ParseChunkOrder, &o.layout.chunk_order);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseChunkOrder, &c.manager.layout.chunk_order);
      },
-     [](const BlockManagerOptions& o) {
-       return std::string(ChunkOrderName(o.layout.chunk_order));
+     [](const StrataConfig& c) {
+       return std::string(ChunkOrderName(c.manager.layout.chunk_order));
      }},
     {"keys", "hash",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadEnum(n, &ParseHashAlgorithm, &o.hash_algorithm);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseHashAlgorithm, &c.manager.hash_algorithm);
      },
-     [](const BlockManagerOptions& o) { return std::string(HashAlgorithmName(o.hash_algorithm)); }},
+     [](const StrataConfig& c) {
+       return std::string(HashAlgorithmName(c.manager.hash_algorithm));
+     }},
     {"keys", "rank",
-     [](const toml::node& n, BlockManagerOptions& o) { return ReadUInt32(n, 0, &o.rank); },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.rank); }},
+     [](const toml::node& n, StrataConfig& c) { return ReadUInt32(n, 0, &c.manager.rank); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.rank); }},
     {"keys", "world_size",
-     [](const toml::node& n, BlockManagerOptions& o) { return ReadUInt32(n, 1, &o.world_size); },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.world_size); }},
+     [](const toml::node& n, StrataConfig& c) { return ReadUInt32(n, 1, &c.manager.world_size); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.world_size); }},
     {"host", "capacity_gb",
-     [](const toml::node& n, BlockManagerOptions& o) { return ReadGiB(n, &o.host.capacity_bytes); },
-     [](const BlockManagerOptions& o) {
-       return fmt::format("{} ({} bytes)", FormatGiB(o.host.capacity_bytes), o.host.capacity_bytes);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadGiB(n, &c.manager.host.capacity_bytes);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{} ({} bytes)", FormatGiB(c.manager.host.capacity_bytes),
+                          c.manager.host.capacity_bytes);
      }},
     {"host", "huge_pages",
-     [](const toml::node& n, BlockManagerOptions& o) { return ReadBool(n, &o.host.huge_pages); },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.host.huge_pages); }},
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.manager.host.huge_pages); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.host.huge_pages); }},
     {"host", "pin_for_cuda",
-     [](const toml::node& n, BlockManagerOptions& o) { return ReadBool(n, &o.host.pin_for_cuda); },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.host.pin_for_cuda); }},
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.manager.host.pin_for_cuda); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.host.pin_for_cuda); }},
     {"manager", "worker_threads",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.worker_threads);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.worker_threads);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.worker_threads); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.worker_threads); }},
     {"manager", "max_queued_ops",
-     [](const toml::node& n, BlockManagerOptions& o) {
-       return ReadUInt32(n, 1, &o.max_queued_ops);
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.max_queued_ops);
      },
-     [](const BlockManagerOptions& o) { return fmt::format("{}", o.max_queued_ops); }},
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.max_queued_ops); }},
+    {"disk", "directory",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.disk.directory);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.disk.directory); }},
+    {"disk", "capacity_gb",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadGiB(n, &c.manager.disk.capacity_bytes);
+     },
+     [](const StrataConfig& c) { return ShowSize(c.manager.disk.capacity_bytes, kGiBUnit); }},
+    {"disk", "file_gb",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadSize(n, kGiBUnit, /*allow_zero=*/false, &c.manager.disk.file_bytes);
+     },
+     [](const StrataConfig& c) { return ShowSize(c.manager.disk.file_bytes, kGiBUnit); }},
+    {"disk", "region_mb",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadSize(n, kMiBUnit, /*allow_zero=*/false, &c.manager.disk.region_bytes);
+     },
+     [](const StrataConfig& c) { return ShowSize(c.manager.disk.region_bytes, kMiBUnit); }},
+    {"disk", "direct_io",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.disk.use_direct_io);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.disk.use_direct_io); }},
+    {"disk", "sync_on_write",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.disk.sync_on_write);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.disk.sync_on_write); }},
+    {"disk", "reset_on_mismatch",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.disk.reset_on_mismatch);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.disk.reset_on_mismatch); }},
+    {"disk", "backend",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseDiskBackend, &c.manager.disk.backend);
+     },
+     [](const StrataConfig& c) { return std::string(BackendKindName(c.manager.disk.backend)); }},
+    {"disk", "io_depth",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 4096, &c.manager.disk.io_depth);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.disk.io_depth); }},
+    {"hierarchy", "device_to_host",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseDeviceToHostMode, &c.manager.hierarchy.device_to_host);
+     },
+     [](const StrataConfig& c) {
+       return std::string(WriteModeName(c.manager.hierarchy.device_to_host));
+     }},
+    {"hierarchy", "host_to_disk",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseWriteMode, &c.manager.hierarchy.host_to_disk);
+     },
+     [](const StrataConfig& c) {
+       return std::string(WriteModeName(c.manager.hierarchy.host_to_disk));
+     }},
+    {"hierarchy", "min_sightings",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 255, &c.manager.hierarchy.min_sightings);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.hierarchy.min_sightings); }},
+    {"hierarchy", "sightings_decay_period",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt64(n, 1, &c.manager.hierarchy.sightings_decay_period);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.sightings_decay_period);
+     }},
+    {"hierarchy", "sightings_counters",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 64, 1u << 30, &c.manager.hierarchy.sightings_counters);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.sightings_counters);
+     }},
+    {"hierarchy", "disk_write_mb_per_sec",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadSize(n, kMiBUnit, /*allow_zero=*/true,
+                       &c.manager.hierarchy.disk_write_bytes_per_sec);
+     },
+     [](const StrataConfig& c) {
+       const uint64_t rate = c.manager.hierarchy.disk_write_bytes_per_sec;
+       return rate == 0 ? std::string("0 (unlimited)")
+                        : fmt::format("{} ({} bytes/s)", FormatUnits(rate, kMiBUnit), rate);
+     }},
+    {"hierarchy", "promote_disk_hits",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.hierarchy.promote_disk_hits);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.promote_disk_hits);
+     }},
+    {"hierarchy", "staging_slots",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 4096, &c.manager.hierarchy.staging_slots);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.hierarchy.staging_slots); }},
+    {"hierarchy", "writeback_slots",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 4096, &c.manager.hierarchy.writeback_slots);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.hierarchy.writeback_slots); }},
+    {"hierarchy", "disk_writer_threads",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 64, &c.manager.hierarchy.disk_writer_threads);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.disk_writer_threads);
+     }},
+    {"hierarchy", "max_queued_disk_writes",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.hierarchy.max_queued_disk_writes);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.max_queued_disk_writes);
+     }},
+    {"server", "host",
+     [](const toml::node& n, StrataConfig& c) { return ReadNonEmptyString(n, &c.serve.host); },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.serve.host); }},
+    {"server", "port",
+     [](const toml::node& n, StrataConfig& c) { return ReadPort(n, &c.serve.port); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.port); }},
+    {"engine", "preset",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.serve.model_preset);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.serve.model_preset); }},
+    {"engine", "seed",
+     [](const toml::node& n, StrataConfig& c) { return ReadUInt64(n, 0, &c.serve.seed); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.seed); }},
+    {"engine", "device_cache_gb",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadDeviceCacheGiB(n, &c.serve.device_cache_gb);
+     },
+     [](const StrataConfig& c) { return fmt::format("{:g}", c.serve.device_cache_gb); }},
+    {"engine", "max_batch",
+     [](const toml::node& n, StrataConfig& c) { return ReadUInt32(n, 1, &c.serve.max_batch); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.max_batch); }},
+    {"engine", "prefill_chunk",
+     [](const toml::node& n, StrataConfig& c) { return ReadUInt32(n, 1, &c.serve.prefill_chunk); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.prefill_chunk); }},
+    {"engine", "strata",
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.serve.strata_enabled); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.strata_enabled); }},
+    {"metrics", "port",
+     [](const toml::node& n, StrataConfig& c) { return ReadPort(n, &c.serve.metrics_port); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.metrics_port); }},
+    {"metrics", "enabled",
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.serve.metrics_enabled); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.serve.metrics_enabled); }},
 };
 
-constexpr std::string_view kTables[] = {"model", "layout", "keys", "host", "manager"};
+constexpr std::string_view kTables[] = {"model", "layout",    "keys",   "host",   "manager",
+                                        "disk",  "hierarchy", "server", "engine", "metrics"};
+
+// "[model], [layout], ... or [metrics]" for error messages.
+std::string TableList(std::string_view last_word) {
+  std::string out;
+  for (size_t i = 0; i < std::size(kTables); ++i) {
+    if (i > 0) out += i + 1 == std::size(kTables) ? fmt::format(" {} ", last_word) : ", ";
+    out += fmt::format("[{}]", kTables[i]);
+  }
+  return out;
+}
 
 bool IsKnownTable(std::string_view name) {
   for (std::string_view t : kTables)
@@ -307,10 +579,9 @@ Status ApplyTomlTable(const toml::table& root, const std::string& path, StrataCo
     if (!IsKnownTable(table_name)) {
       return FileError(path, table_key.source(), table_name,
                        table_node.is_table()
-                           ? "unknown table (expected [model], [layout], [keys], [host] or "
-                             "[manager])"
-                           : "unknown top-level key (settings belong in the tables [model], "
-                             "[layout], [keys], [host] and [manager])");
+                           ? fmt::format("unknown table (expected {})", TableList("or"))
+                           : fmt::format("unknown top-level key (settings belong in the tables {})",
+                                         TableList("and")));
     }
     const toml::table* table = table_node.as_table();
     if (table == nullptr) {
@@ -325,7 +596,7 @@ Status ApplyTomlTable(const toml::table& root, const std::string& path, StrataCo
             path, key.source(), full_key,
             fmt::format("unknown key (keys of [{}]: {})", table_name, KeysOfTable(table_name)));
       }
-      if (Status s = setting->read(node, config->manager); !s.ok())
+      if (Status s = setting->read(node, *config); !s.ok())
         return FileError(path, node.source(), full_key, s.message());
       config->sources[full_key] = ConfigSource{ConfigSource::Kind::kFile, path,
                                                static_cast<uint32_t>(node.source().begin.line)};
@@ -373,10 +644,10 @@ class EnvReader {
     config_->sources[std::string(key)] = ConfigSource{ConfigSource::Kind::kEnv, std::string(var)};
   }
 
-  // Returns whether the variable was set.
-  Result<bool> GiB(std::string_view var, std::string_view key, uint64_t* out) {
+  // A number of GiB, fractional allowed.
+  Status GiB(std::string_view var, std::string_view key, uint64_t* out) {
     const std::optional<std::string> v = Get(var);
-    if (!v) return false;
+    if (!v) return Status::Ok();
     double gib = 0;
     const char* begin = v->data();
     const char* end = begin + v->size();
@@ -385,14 +656,16 @@ class EnvReader {
     if (ec != std::errc()) return Bad(var, *v, "not a number of GiB (expected e.g. 4 or 0.5)");
     if (ptr != end)
       return Bad(var, *v, fmt::format("unexpected characters '{}' after the number", ptr));
-    Result<uint64_t> bytes = GiBToBytes(gib);
+    Result<uint64_t> bytes = ToBytes(gib, kGiBUnit);
     if (!bytes.ok()) return Bad(var, *v, bytes.status().message());
     *out = *bytes;
     Record(key, var);
-    return true;
+    return Status::Ok();
   }
 
-  Status UInt32(std::string_view var, std::string_view key, uint32_t min, uint32_t* out) {
+  // A non-negative integer, range-checked by `check` (ToUInt32, ToPort).
+  template <typename T, typename Check>
+  Status Integer(std::string_view var, std::string_view key, Check check, T* out) {
     const std::optional<std::string> v = Get(var);
     if (!v) return Status::Ok();
     uint64_t n = 0;
@@ -403,43 +676,88 @@ class EnvReader {
     if (ec != std::errc()) return Bad(var, *v, "expected a non-negative integer");
     if (ptr != end)
       return Bad(var, *v, fmt::format("unexpected characters '{}' after the number", ptr));
-    Result<uint32_t> checked = ToUInt32(n, min);
+    Result<T> checked = check(n);
     if (!checked.ok()) return Bad(var, *v, checked.status().message());
     *out = *checked;
     Record(key, var);
     return Status::Ok();
   }
 
+  Status UInt32(std::string_view var, std::string_view key, uint32_t min, uint32_t* out) {
+    return Integer(
+        var, key, [min](uint64_t n) { return ToUInt32(n, min); }, out);
+  }
+
+  Status Port(std::string_view var, std::string_view key, uint16_t* out) {
+    return Integer(
+        var, key, [](uint64_t n) { return ToPort(n); }, out);
+  }
+
+  // Any non-empty text.
+  void String(std::string_view var, std::string_view key, std::string* out) {
+    if (std::optional<std::string> v = Get(var)) {
+      *out = *v;
+      Record(key, var);
+    }
+  }
+
+  template <typename T>
+  Status Enum(std::string_view var, std::string_view key, Result<T> (*parse)(std::string_view),
+              T* out) {
+    const std::optional<std::string> v = Get(var);
+    if (!v) return Status::Ok();
+    Result<T> parsed = parse(*v);
+    if (!parsed.ok()) return Bad(var, *v, parsed.status().message());
+    *out = *parsed;
+    Record(key, var);
+    return Status::Ok();
+  }
+
+  // Call after applying Dynamo's variable and then Strata's: when both were set, Strata's
+  // won, and the user should hear that the other one did nothing.
+  void NoteShadowed(std::string_view dyn_var, std::string_view strata_var) {
+    const std::optional<std::string> dyn = Get(dyn_var);
+    const std::optional<std::string> strata = Get(strata_var);
+    if (dyn && strata) {
+      config_->notes.push_back(
+          fmt::format("{}={} is ignored: {}={} wins", dyn_var, *dyn, strata_var, *strata));
+    }
+  }
+
   Status Apply() {
     BlockManagerOptions& o = config_->manager;
+    ServeConfig& serve = config_->serve;
 
-    // Dynamo's name first so that Strata's own name, applied second, wins.
-    uint64_t dyn_bytes = 0;
-    STRATA_ASSIGN_OR_RETURN(const bool dyn_set,
-                            GiB("DYN_KVBM_CPU_CACHE_GB", "host.capacity_gb", &dyn_bytes));
-    if (dyn_set) o.host.capacity_bytes = dyn_bytes;
-    STRATA_ASSIGN_OR_RETURN(const bool strata_set, GiB("STRATA_HOST_CACHE_GB", "host.capacity_gb",
-                                                       &o.host.capacity_bytes));
-    if (dyn_set && strata_set) {
-      config_->notes.push_back(
-          fmt::format("DYN_KVBM_CPU_CACHE_GB={} is ignored: STRATA_HOST_CACHE_GB={} wins",
-                      *Get("DYN_KVBM_CPU_CACHE_GB"), *Get("STRATA_HOST_CACHE_GB")));
-    }
+    // Dynamo's names first so that Strata's own names, applied second, win.
+    STRATA_RETURN_IF_ERROR(
+        GiB("DYN_KVBM_CPU_CACHE_GB", "host.capacity_gb", &o.host.capacity_bytes));
+    STRATA_RETURN_IF_ERROR(GiB("STRATA_HOST_CACHE_GB", "host.capacity_gb", &o.host.capacity_bytes));
+    NoteShadowed("DYN_KVBM_CPU_CACHE_GB", "STRATA_HOST_CACHE_GB");
 
-    if (std::optional<std::string> v = Get("STRATA_MODEL_FINGERPRINT")) {
-      o.model_fingerprint = *v;
-      Record("model.fingerprint", "STRATA_MODEL_FINGERPRINT");
-    }
-    if (std::optional<std::string> v = Get("STRATA_HASH")) {
-      Result<HashAlgorithm> algorithm = ParseHashAlgorithm(*v);
-      if (!algorithm.ok()) return Bad("STRATA_HASH", *v, algorithm.status().message());
-      o.hash_algorithm = *algorithm;
-      Record("keys.hash", "STRATA_HASH");
-    }
+    String("DYN_KVBM_DISK_CACHE_DIR", "disk.directory", &o.disk.directory);
+    String("STRATA_DISK_CACHE_DIR", "disk.directory", &o.disk.directory);
+    NoteShadowed("DYN_KVBM_DISK_CACHE_DIR", "STRATA_DISK_CACHE_DIR");
+    STRATA_RETURN_IF_ERROR(
+        GiB("DYN_KVBM_DISK_CACHE_GB", "disk.capacity_gb", &o.disk.capacity_bytes));
+    STRATA_RETURN_IF_ERROR(GiB("STRATA_DISK_CACHE_GB", "disk.capacity_gb", &o.disk.capacity_bytes));
+    NoteShadowed("DYN_KVBM_DISK_CACHE_GB", "STRATA_DISK_CACHE_GB");
+    STRATA_RETURN_IF_ERROR(Enum("STRATA_HOST_TO_DISK", "hierarchy.host_to_disk", &ParseWriteMode,
+                                &o.hierarchy.host_to_disk));
+
+    String("STRATA_MODEL_FINGERPRINT", "model.fingerprint", &o.model_fingerprint);
+    STRATA_RETURN_IF_ERROR(
+        Enum("STRATA_HASH", "keys.hash", &ParseHashAlgorithm, &o.hash_algorithm));
     STRATA_RETURN_IF_ERROR(UInt32("STRATA_TP_RANK", "keys.rank", 0, &o.rank));
     STRATA_RETURN_IF_ERROR(UInt32("STRATA_TP_WORLD_SIZE", "keys.world_size", 1, &o.world_size));
     STRATA_RETURN_IF_ERROR(
         UInt32("STRATA_WORKER_THREADS", "manager.worker_threads", 1, &o.worker_threads));
+
+    String("STRATA_SERVE_HOST", "server.host", &serve.host);
+    STRATA_RETURN_IF_ERROR(Port("STRATA_SERVE_PORT", "server.port", &serve.port));
+    String("STRATA_MODEL_PRESET", "engine.preset", &serve.model_preset);
+    STRATA_RETURN_IF_ERROR(Port("DYN_KVBM_METRICS_PORT", "metrics.port", &serve.metrics_port));
+    STRATA_RETURN_IF_ERROR(Port("STRATA_METRICS_PORT", "metrics.port", &serve.metrics_port));
+    NoteShadowed("DYN_KVBM_METRICS_PORT", "STRATA_METRICS_PORT");
     return Status::Ok();
   }
 
@@ -507,7 +825,24 @@ StrataConfig DefaultConfig() {
   o.layout.tokens_per_block = 16;
   o.layout.chunk_order = ChunkOrder::kTokenHeadDim;
   o.host.capacity_bytes = uint64_t{4} * kGiB;
+  o.disk.directory = "./strata-cache";
+  o.disk.capacity_bytes = uint64_t{8} * kGiB;
   return config;
+}
+
+Status ServeConfig::Validate() const {
+  if (host.empty()) return Status::InvalidArgument("server.host must not be empty");
+  if (model_preset.empty()) return Status::InvalidArgument("engine.preset must not be empty");
+  if (!std::isfinite(device_cache_gb) || device_cache_gb <= 0 ||
+      !ToBytes(device_cache_gb, kGiBUnit).ok())
+    return Status::InvalidArgument(fmt::format(
+        "engine.device_cache_gb must be a positive number of GiB, got {}", device_cache_gb));
+  if (max_batch == 0) return Status::InvalidArgument("engine.max_batch must be >= 1");
+  if (prefill_chunk == 0) return Status::InvalidArgument("engine.prefill_chunk must be >= 1");
+  if (metrics_enabled && port != 0 && port == metrics_port)
+    return Status::InvalidArgument(fmt::format(
+        "server.port and metrics.port are both {}: the metrics endpoint needs its own port", port));
+  return Status::Ok();
 }
 
 Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLookup& env) {
@@ -537,10 +872,18 @@ Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLooku
                     o.rank, config.SourceOf("keys.rank").ToString(), o.world_size,
                     config.SourceOf("keys.world_size").ToString()));
   }
-  if (Status s = o.Validate(); !s.ok()) {
-    return s.WithContext(path.empty() ? std::string("invalid configuration")
-                                      : fmt::format("invalid configuration (file {})", path));
+  if (o.disk.capacity_bytes > 0 && o.host.capacity_bytes == 0) {
+    return Status::InvalidArgument(fmt::format(
+        "disk.capacity_gb ({} GiB, from {}) needs the host tier, but host.capacity_gb is 0 "
+        "(from {}): blocks move device <-> host <-> disk; set disk.capacity_gb = 0 too, or give "
+        "the host tier a capacity",
+        FormatGiB(o.disk.capacity_bytes), config.SourceOf("disk.capacity_gb").ToString(),
+        config.SourceOf("host.capacity_gb").ToString()));
   }
+  const std::string context = path.empty() ? std::string("invalid configuration")
+                                           : fmt::format("invalid configuration (file {})", path);
+  if (Status s = o.Validate(); !s.ok()) return s.WithContext(context);
+  if (Status s = config.serve.Validate(); !s.ok()) return s.WithContext(context);
   return config;
 }
 
@@ -561,7 +904,7 @@ std::string DescribeConfig(const StrataConfig& config) {
   size_t key_width = std::string_view("setting").size();
   size_t value_width = std::string_view("value").size();
   for (const Setting& s : kSettings) {
-    Row row{s.key(), s.show(o), config.SourceOf(s.key()).ToString()};
+    Row row{s.key(), s.show(config), config.SourceOf(s.key()).ToString()};
     key_width = std::max(key_width, row.key.size());
     value_width = std::max(value_width, row.value.size());
     rows.push_back(std::move(row));
@@ -584,12 +927,31 @@ std::string DescribeConfig(const StrataConfig& config) {
                      o.host.capacity_bytes == 0 ? ", host tier disabled" : "");
   out += fmt::format("  host blocks         {}\n", host_blocks);
   out += fmt::format("  host tokens         {}\n", host_blocks * o.layout.tokens_per_block);
+  // A disk record is one 4 KiB header plus the block rounded up to 4 KiB (docs/disk_format.md).
+  constexpr uint64_t kDiskAlign = 4096;
+  const uint64_t disk_record_bytes =
+      kDiskAlign + (block_bytes + kDiskAlign - 1) / kDiskAlign * kDiskAlign;
+  const uint64_t disk_blocks = o.disk.capacity_bytes / disk_record_bytes;
+  out += fmt::format("  disk capacity       {} bytes ({} GiB){}\n", o.disk.capacity_bytes,
+                     FormatGiB(o.disk.capacity_bytes),
+                     o.disk.capacity_bytes == 0 ? ", disk tier disabled" : "");
+  out += fmt::format(
+      "  disk record         {} bytes ({}: the block in 4 KiB pages + a 4 KiB header)\n",
+      disk_record_bytes, FormatBytes(disk_record_bytes));
+  out += fmt::format("  disk blocks         {}\n", disk_blocks);
+  out += fmt::format("  disk tokens         {}\n", disk_blocks * o.layout.tokens_per_block);
 
   std::vector<std::string> notes = config.notes;
   if (config.SourceOf("model.fingerprint").kind == ConfigSource::Kind::kDefault) {
     notes.push_back(
         "model.fingerprint is the built-in demo value: set [model] fingerprint or "
         "STRATA_MODEL_FINGERPRINT to the real model so its blocks get their own keys");
+  }
+  if (o.disk.capacity_bytes > 0 && !o.disk.directory.starts_with('/')) {
+    notes.push_back(fmt::format(
+        "disk.directory \"{}\" is relative to the working directory: set an absolute path so "
+        "every start finds the same cache",
+        o.disk.directory));
   }
   if (!notes.empty()) {
     out += "\nNotes\n";

@@ -202,10 +202,206 @@ capacity_gb = 0.25
 }
 
 TEST(ConfigTest, ZeroCapacityDisablesHostTier) {
-  TempToml file("[host]\ncapacity_gb = 0\n");
+  // The disk tier sits below the host tier, so it goes too.
+  TempToml file("[host]\ncapacity_gb = 0\n[disk]\ncapacity_gb = 0\n");
   Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->manager.host.capacity_bytes, 0u);
+  EXPECT_EQ(config->manager.disk.capacity_bytes, 0u);
+}
+
+TEST(ConfigTest, DefaultConfigHasEightGiBDiskTierAndServeDefaults) {
+  const StrataConfig config = DefaultConfig();
+  EXPECT_EQ(config.manager.disk.capacity_bytes, 8 * kGiB);
+  EXPECT_EQ(config.manager.disk.directory, "./strata-cache");
+  EXPECT_EQ(config.manager.host.capacity_bytes, 4 * kGiB);
+  EXPECT_TRUE(config.manager.Validate().ok());
+  const ServeConfig& serve = config.serve;
+  EXPECT_EQ(serve.host, "127.0.0.1");
+  EXPECT_EQ(serve.port, 8000);
+  EXPECT_EQ(serve.model_preset, "demo");
+  EXPECT_EQ(serve.seed, 0u);
+  EXPECT_EQ(serve.device_cache_gb, 1.0);
+  EXPECT_EQ(serve.max_batch, 8u);
+  EXPECT_EQ(serve.prefill_chunk, 512u);
+  EXPECT_TRUE(serve.strata_enabled);
+  EXPECT_EQ(serve.metrics_port, 6880);
+  EXPECT_TRUE(serve.metrics_enabled);
+  EXPECT_TRUE(serve.Validate().ok());
+}
+
+TEST(ConfigTest, DiskAndHierarchyKeysFromFile) {
+  TempToml file(R"([disk]
+directory = "/var/cache/strata"
+capacity_gb = 1.5
+file_gb = 0.25
+region_mb = 32
+direct_io = false
+sync_on_write = true
+reset_on_mismatch = true
+backend = "posix"
+io_depth = 64
+[hierarchy]
+device_to_host = "selective"
+host_to_disk = "write_back"
+min_sightings = 3
+sightings_decay_period = 5000
+sightings_counters = 4096
+disk_write_mb_per_sec = 0.5
+promote_disk_hits = false
+staging_slots = 8
+writeback_slots = 16
+disk_writer_threads = 4
+max_queued_disk_writes = 32
+)");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const DiskTierOptions& d = config->manager.disk;
+  EXPECT_EQ(d.directory, "/var/cache/strata");
+  EXPECT_EQ(d.capacity_bytes, 3 * kGiB / 2);
+  EXPECT_EQ(d.file_bytes, kGiB / 4);
+  EXPECT_EQ(d.region_bytes, uint64_t{32} << 20);
+  EXPECT_FALSE(d.use_direct_io);
+  EXPECT_TRUE(d.sync_on_write);
+  EXPECT_TRUE(d.reset_on_mismatch);
+  EXPECT_EQ(d.backend, BackendKind::kPosix);
+  EXPECT_EQ(d.io_depth, 64u);
+  const HierarchyOptions& h = config->manager.hierarchy;
+  EXPECT_EQ(h.device_to_host, WriteMode::kSelective);
+  EXPECT_EQ(h.host_to_disk, WriteMode::kWriteBack);
+  EXPECT_EQ(h.min_sightings, 3u);
+  EXPECT_EQ(h.sightings_decay_period, 5000u);
+  EXPECT_EQ(h.sightings_counters, 4096u);
+  EXPECT_EQ(h.disk_write_bytes_per_sec, uint64_t{512} << 10);
+  EXPECT_FALSE(h.promote_disk_hits);
+  EXPECT_EQ(h.staging_slots, 8u);
+  EXPECT_EQ(h.writeback_slots, 16u);
+  EXPECT_EQ(h.disk_writer_threads, 4u);
+  EXPECT_EQ(h.max_queued_disk_writes, 32u);
+  // Every key records its own line.
+  const char* keys[] = {"disk.directory",
+                        "disk.capacity_gb",
+                        "disk.file_gb",
+                        "disk.region_mb",
+                        "disk.direct_io",
+                        "disk.sync_on_write",
+                        "disk.reset_on_mismatch",
+                        "disk.backend",
+                        "disk.io_depth",
+                        nullptr,
+                        "hierarchy.device_to_host",
+                        "hierarchy.host_to_disk",
+                        "hierarchy.min_sightings",
+                        "hierarchy.sightings_decay_period",
+                        "hierarchy.sightings_counters",
+                        "hierarchy.disk_write_mb_per_sec",
+                        "hierarchy.promote_disk_hits",
+                        "hierarchy.staging_slots",
+                        "hierarchy.writeback_slots",
+                        "hierarchy.disk_writer_threads",
+                        "hierarchy.max_queued_disk_writes"};
+  for (uint32_t i = 0; i < std::size(keys); ++i) {
+    if (keys[i] == nullptr) continue;  // the [hierarchy] header
+    EXPECT_EQ(config->SourceOf(keys[i]), (ConfigSource{Kind::kFile, file.path(), i + 2}))
+        << keys[i];
+  }
+}
+
+TEST(ConfigTest, ServeKeysFromFile) {
+  TempToml file(R"([server]
+host = "0.0.0.0"
+port = 0
+[engine]
+preset = "tiny"
+seed = 42
+device_cache_gb = 0.25
+max_batch = 4
+prefill_chunk = 128
+strata = false
+[metrics]
+port = 9100
+enabled = false
+)");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const ServeConfig& serve = config->serve;
+  EXPECT_EQ(serve.host, "0.0.0.0");
+  EXPECT_EQ(serve.port, 0);
+  EXPECT_EQ(serve.model_preset, "tiny");
+  EXPECT_EQ(serve.seed, 42u);
+  EXPECT_EQ(serve.device_cache_gb, 0.25);
+  EXPECT_EQ(serve.max_batch, 4u);
+  EXPECT_EQ(serve.prefill_chunk, 128u);
+  EXPECT_FALSE(serve.strata_enabled);
+  EXPECT_EQ(serve.metrics_port, 9100);
+  EXPECT_FALSE(serve.metrics_enabled);
+  EXPECT_EQ(config->SourceOf("server.host"), (ConfigSource{Kind::kFile, file.path(), 2}));
+  EXPECT_EQ(config->SourceOf("server.port"), (ConfigSource{Kind::kFile, file.path(), 3}));
+  EXPECT_EQ(config->SourceOf("engine.preset"), (ConfigSource{Kind::kFile, file.path(), 5}));
+  EXPECT_EQ(config->SourceOf("engine.seed"), (ConfigSource{Kind::kFile, file.path(), 6}));
+  EXPECT_EQ(config->SourceOf("engine.device_cache_gb"),
+            (ConfigSource{Kind::kFile, file.path(), 7}));
+  EXPECT_EQ(config->SourceOf("engine.max_batch"), (ConfigSource{Kind::kFile, file.path(), 8}));
+  EXPECT_EQ(config->SourceOf("engine.prefill_chunk"), (ConfigSource{Kind::kFile, file.path(), 9}));
+  EXPECT_EQ(config->SourceOf("engine.strata"), (ConfigSource{Kind::kFile, file.path(), 10}));
+  EXPECT_EQ(config->SourceOf("metrics.port"), (ConfigSource{Kind::kFile, file.path(), 12}));
+  EXPECT_EQ(config->SourceOf("metrics.enabled"), (ConfigSource{Kind::kFile, file.path(), 13}));
+}
+
+TEST(ConfigTest, DynamoDiskAndMetricsVariables) {
+  TempToml file("[disk]\ncapacity_gb = 2\n[metrics]\nport = 9100\n");
+  Result<StrataConfig> config =
+      LoadConfig(file.path(), FixedEnv({
+                                  {"DYN_KVBM_DISK_CACHE_DIR", "/mnt/nvme/kv"},
+                                  {"DYN_KVBM_DISK_CACHE_GB", "0.5"},
+                                  {"DYN_KVBM_METRICS_PORT", "7000"},
+                                  {"STRATA_HOST_TO_DISK", "selective"},
+                                  {"STRATA_SERVE_HOST", "0.0.0.0"},
+                                  {"STRATA_SERVE_PORT", "8080"},
+                                  {"STRATA_MODEL_PRESET", "tiny"},
+                              }));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.disk.directory, "/mnt/nvme/kv");
+  EXPECT_EQ(config->manager.disk.capacity_bytes, kGiB / 2);
+  EXPECT_EQ(config->manager.hierarchy.host_to_disk, WriteMode::kSelective);
+  EXPECT_EQ(config->serve.metrics_port, 7000);
+  EXPECT_EQ(config->serve.host, "0.0.0.0");
+  EXPECT_EQ(config->serve.port, 8080);
+  EXPECT_EQ(config->serve.model_preset, "tiny");
+  EXPECT_EQ(config->SourceOf("disk.directory"),
+            (ConfigSource{Kind::kEnv, "DYN_KVBM_DISK_CACHE_DIR"}));
+  EXPECT_EQ(config->SourceOf("disk.capacity_gb"),
+            (ConfigSource{Kind::kEnv, "DYN_KVBM_DISK_CACHE_GB"}));
+  EXPECT_EQ(config->SourceOf("metrics.port"), (ConfigSource{Kind::kEnv, "DYN_KVBM_METRICS_PORT"}));
+  EXPECT_EQ(config->SourceOf("hierarchy.host_to_disk"),
+            (ConfigSource{Kind::kEnv, "STRATA_HOST_TO_DISK"}));
+  EXPECT_EQ(config->SourceOf("server.host"), (ConfigSource{Kind::kEnv, "STRATA_SERVE_HOST"}));
+  EXPECT_EQ(config->SourceOf("server.port"), (ConfigSource{Kind::kEnv, "STRATA_SERVE_PORT"}));
+  EXPECT_EQ(config->SourceOf("engine.preset"), (ConfigSource{Kind::kEnv, "STRATA_MODEL_PRESET"}));
+  EXPECT_TRUE(config->notes.empty());
+}
+
+TEST(ConfigTest, StrataDiskAndMetricsVariablesWinOverDynamoAndSaySo) {
+  Result<StrataConfig> config = LoadConfig("", FixedEnv({
+                                                   {"DYN_KVBM_DISK_CACHE_DIR", "/dyn"},
+                                                   {"STRATA_DISK_CACHE_DIR", "/strata"},
+                                                   {"DYN_KVBM_DISK_CACHE_GB", "16"},
+                                                   {"STRATA_DISK_CACHE_GB", "2"},
+                                                   {"DYN_KVBM_METRICS_PORT", "7000"},
+                                                   {"STRATA_METRICS_PORT", "7001"},
+                                               }));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.disk.directory, "/strata");
+  EXPECT_EQ(config->manager.disk.capacity_bytes, 2 * kGiB);
+  EXPECT_EQ(config->serve.metrics_port, 7001);
+  EXPECT_EQ(config->SourceOf("disk.directory").where, "STRATA_DISK_CACHE_DIR");
+  EXPECT_EQ(config->SourceOf("disk.capacity_gb").where, "STRATA_DISK_CACHE_GB");
+  EXPECT_EQ(config->SourceOf("metrics.port").where, "STRATA_METRICS_PORT");
+  EXPECT_THAT(config->notes,
+              ::testing::UnorderedElementsAre(
+                  HasSubstr("DYN_KVBM_DISK_CACHE_DIR=/dyn is ignored: STRATA_DISK_CACHE_DIR"),
+                  HasSubstr("DYN_KVBM_DISK_CACHE_GB=16 is ignored: STRATA_DISK_CACHE_GB"),
+                  HasSubstr("DYN_KVBM_METRICS_PORT=7000 is ignored: STRATA_METRICS_PORT")));
 }
 
 // --- Errors.
@@ -226,7 +422,7 @@ TEST(ConfigErrorTest, UnknownKey) {
 }
 
 TEST(ConfigErrorTest, UnknownTable) {
-  ExpectFileError("[disk]\ncapacity_gb = 4\n", {"disk", "unknown table"});
+  ExpectFileError("[cache]\ncapacity_gb = 4\n", {"cache", "unknown table", "[hierarchy]"});
   ExpectFileError("capacity_gb = 4\n", {"capacity_gb", "unknown top-level key"});
 }
 
@@ -252,6 +448,52 @@ TEST(ConfigErrorTest, BadEnumNames) {
   ExpectFileError("[layout]\nchunk_order = \"thd\"\n", {"layout.chunk_order", "thd"});
   ExpectFileError("[keys]\nhash = \"md5\"\n", {"keys.hash", "md5"});
   ExpectFileError("[model]\nfingerprint = \"\"\n", {"model.fingerprint", "empty"});
+}
+
+TEST(ConfigErrorTest, BadDiskHierarchyAndServeValues) {
+  ExpectFileError("[disk]\ncapacity_gb = -1\n", {"disk.capacity_gb", "negative", ":2:"});
+  ExpectFileError("[disk]\nbackend = \"memcpy\"\n", {"disk.backend", "memcpy", ":2:"});
+  ExpectFileError("[disk]\nbackend = \"cuda\"\n", {"disk.backend", "cuda"});
+  ExpectFileError("[disk]\nio_depth = 5000\n", {"disk.io_depth", "at most 4096", ":2:"});
+  ExpectFileError("[disk]\nregion_mb = 0\n", {"disk.region_mb", "more than 0"});
+  ExpectFileError("[disk]\ncapacity_gb = 1\nsize_gb = 4\n",
+                  {"disk.size_gb", "unknown key", ":3:1:", "capacity_gb"});
+  ExpectFileError("[hierarchy]\nhost_to_disk = \"lazy\"\n",
+                  {"hierarchy.host_to_disk", "unknown write mode 'lazy'", ":2:"});
+  ExpectFileError("[hierarchy]\ndevice_to_host = \"write_back\"\n",
+                  {"hierarchy.device_to_host", "write_back", ":2:"});
+  ExpectFileError("[hierarchy]\nmin_sightings = 300\n", {"hierarchy.min_sightings", "255"});
+  ExpectFileError("[hierarchy]\ndisk_write_mb_per_sec = -5\n",
+                  {"hierarchy.disk_write_mb_per_sec", "negative"});
+  ExpectFileError("[server]\nport = 70000\n", {"server.port", "65535", ":2:"});
+  ExpectFileError("[metrics]\nport = -1\n", {"metrics.port", "negative"});
+  ExpectFileError("[engine]\ndevice_cache_gb = 0\n", {"engine.device_cache_gb", "more than 0"});
+  ExpectFileError("[engine]\nmax_batch = 0\n", {"engine.max_batch", ">= 1"});
+  ExpectFileError("[engine]\nstrata = \"yes\"\n", {"engine.strata", "expected a boolean"});
+}
+
+TEST(ConfigErrorTest, DiskTierWithoutHostTierNamesBothKeys) {
+  TempToml file("[host]\ncapacity_gb = 0\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("disk.capacity_gb (8 GiB, from default)"));
+  EXPECT_THAT(config.status().message(), HasSubstr("host.capacity_gb is 0 (from file"));
+}
+
+TEST(ConfigErrorTest, ServeValidationRejectsOneSharedPort) {
+  TempToml file("[server]\nport = 9000\n[metrics]\nport = 9000\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("server.port and metrics.port"));
+  EXPECT_THAT(config.status().message(), HasSubstr(file.path()));
+
+  // With metrics off, or port 0 (a free port each), there is no clash.
+  TempToml off("[server]\nport = 9000\n[metrics]\nport = 9000\nenabled = false\n");
+  EXPECT_TRUE(LoadConfig(off.path(), NoEnv()).ok());
+  TempToml zero("[server]\nport = 0\n[metrics]\nport = 0\n");
+  EXPECT_TRUE(LoadConfig(zero.path(), NoEnv()).ok());
 }
 
 TEST(ConfigErrorTest, SyntaxErrorNamesLineAndColumn) {
@@ -285,6 +527,9 @@ TEST(ConfigErrorTest, MalformedEnvironmentValues) {
       {"STRATA_TP_RANK", "-1"},           {"STRATA_TP_RANK", "1.0"},
       {"STRATA_TP_WORLD_SIZE", "0"},      {"STRATA_TP_WORLD_SIZE", "99999999999"},
       {"STRATA_WORKER_THREADS", "two"},   {"STRATA_HASH", "md5"},
+      {"DYN_KVBM_DISK_CACHE_GB", "-1"},   {"STRATA_DISK_CACHE_GB", "8GB"},
+      {"STRATA_HOST_TO_DISK", "lazy"},    {"STRATA_SERVE_PORT", "70000"},
+      {"DYN_KVBM_METRICS_PORT", "-1"},    {"STRATA_METRICS_PORT", "http"},
   };
   for (const Case& c : cases) {
     Result<StrataConfig> config = LoadConfig("", FixedEnv({{c.var, c.value}}));
@@ -318,11 +563,52 @@ TEST(DescribeConfigTest, ShowsEveryKeyValueSourceAndDerivedSizes) {
   Result<StrataConfig> config = LoadConfig("", FixedEnv({{"DYN_KVBM_CPU_CACHE_GB", "0.5"}}));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   const std::string text = DescribeConfig(*config);
-  for (const char* key :
-       {"model.fingerprint", "layout.num_layers", "layout.kv_format", "layout.num_kv_heads",
-        "layout.head_dim", "layout.dtype", "layout.tokens_per_block", "layout.chunk_order",
-        "keys.hash", "keys.rank", "keys.world_size", "host.capacity_gb", "host.huge_pages",
-        "host.pin_for_cuda", "manager.worker_threads", "manager.max_queued_ops"}) {
+  for (const char* key : {"model.fingerprint",
+                          "layout.num_layers",
+                          "layout.kv_format",
+                          "layout.num_kv_heads",
+                          "layout.head_dim",
+                          "layout.dtype",
+                          "layout.tokens_per_block",
+                          "layout.chunk_order",
+                          "keys.hash",
+                          "keys.rank",
+                          "keys.world_size",
+                          "host.capacity_gb",
+                          "host.huge_pages",
+                          "host.pin_for_cuda",
+                          "manager.worker_threads",
+                          "manager.max_queued_ops",
+                          "disk.directory",
+                          "disk.capacity_gb",
+                          "disk.file_gb",
+                          "disk.region_mb",
+                          "disk.direct_io",
+                          "disk.sync_on_write",
+                          "disk.reset_on_mismatch",
+                          "disk.backend",
+                          "disk.io_depth",
+                          "hierarchy.device_to_host",
+                          "hierarchy.host_to_disk",
+                          "hierarchy.min_sightings",
+                          "hierarchy.sightings_decay_period",
+                          "hierarchy.sightings_counters",
+                          "hierarchy.disk_write_mb_per_sec",
+                          "hierarchy.promote_disk_hits",
+                          "hierarchy.staging_slots",
+                          "hierarchy.writeback_slots",
+                          "hierarchy.disk_writer_threads",
+                          "hierarchy.max_queued_disk_writes",
+                          "server.host",
+                          "server.port",
+                          "engine.preset",
+                          "engine.seed",
+                          "engine.device_cache_gb",
+                          "engine.max_batch",
+                          "engine.prefill_chunk",
+                          "engine.strata",
+                          "metrics.port",
+                          "metrics.enabled"}) {
     EXPECT_THAT(text, HasSubstr(key));
   }
   EXPECT_THAT(text, HasSubstr("env DYN_KVBM_CPU_CACHE_GB"));
@@ -332,6 +618,28 @@ TEST(DescribeConfigTest, ShowsEveryKeyValueSourceAndDerivedSizes) {
   EXPECT_THAT(text, HasSubstr("host blocks         256\n"));  // 512 MiB / 2 MiB
   EXPECT_THAT(text, HasSubstr("host tokens         4096\n"));
   EXPECT_THAT(text, HasSubstr("built-in demo value"));
+  // The default 8 GiB disk tier: 2 MiB blocks take 2 MiB + 4 KiB records.
+  EXPECT_THAT(text, HasSubstr("disk capacity       8589934592 bytes (8 GiB)\n"));
+  EXPECT_THAT(text, HasSubstr("disk record         2101248 bytes"));
+  EXPECT_THAT(text, HasSubstr("disk blocks         4088\n"));  // 8 GiB / (2 MiB + 4 KiB)
+  EXPECT_THAT(text, HasSubstr("disk tokens         65408\n"));
+  EXPECT_THAT(text, HasSubstr("\"./strata-cache\" is relative"));
+}
+
+TEST(DescribeConfigTest, ShowsNewSourcesAndDisabledDiskTier) {
+  TempToml file("[disk]\ncapacity_gb = 0\n[hierarchy]\ndisk_write_mb_per_sec = 100\n");
+  Result<StrataConfig> config =
+      LoadConfig(file.path(), FixedEnv({{"STRATA_METRICS_PORT", "9200"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const std::string text = DescribeConfig(*config);
+  EXPECT_THAT(text, HasSubstr("file " + file.path() + ":2"));
+  EXPECT_THAT(text, HasSubstr("100 (104857600 bytes/s)"));
+  EXPECT_THAT(text, HasSubstr("file " + file.path() + ":4"));
+  EXPECT_THAT(text, HasSubstr("9200"));
+  EXPECT_THAT(text, HasSubstr("env STRATA_METRICS_PORT"));
+  EXPECT_THAT(text, HasSubstr(", disk tier disabled"));
+  EXPECT_THAT(text, HasSubstr("disk blocks         0\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("is relative")));
 }
 
 }  // namespace
