@@ -95,6 +95,10 @@ struct TransferEngineOptions {
   // on every I/O. Costs pinning the whole region at registration (about 1.4 s per GiB
   // on the development VM) and RLIMIT_MEMLOCK per ring. Default true.
   bool uring_register_buffers = true;
+  // ... but only regions up to this size: pinning a multi-GiB host tier would delay
+  // start-up (and a warm restart) by seconds, while the per-I/O pinning it saves is small
+  // beside a block-sized transfer (docs/benchmarks.md). Default 256 MiB.
+  uint64_t uring_register_buffers_max_bytes = uint64_t{256} << 20;
   // Try io_uring at start-up; when the kernel refuses it, file transfers use posix and
   // the reason is logged and reported by backend_notes(). Default true.
   bool enable_io_uring = true;

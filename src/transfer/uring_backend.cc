@@ -102,6 +102,7 @@ class IoUringBackend final : public TransferBackend {
   explicit IoUringBackend(const TransferEngineOptions& options)
       : depth_(options.uring_queue_depth),
         want_fixed_buffers_(options.uring_register_buffers),
+        register_max_bytes_(options.uring_register_buffers_max_bytes),
         rings_(options.uring_rings) {
     for (auto& r : rings_) r = std::make_unique<Ring>();
   }
@@ -176,9 +177,11 @@ class IoUringBackend final : public TransferBackend {
     std::lock_guard lock(reg_mu_);
     if (region.type == MemoryType::kFile) {
       if (fixed_files_) RegisterFile(region);
-    } else if (region.type == MemoryType::kHost && fixed_buffers_) {
+    } else if (region.type == MemoryType::kHost && fixed_buffers_ &&
+               region.length <= register_max_bytes_) {
       // Only host RAM: host-emulated device memory reaches files through G2 staging, and
-      // pinning it would cost memlock and start-up time for nothing.
+      // pinning it would cost memlock and start-up time for nothing. Only regions up to
+      // the limit: pinning a large host tier costs seconds of start-up.
       RegisterBuffers(region);
     }
     return Status::Ok();
@@ -589,6 +592,7 @@ class IoUringBackend final : public TransferBackend {
 
   const uint32_t depth_;
   const bool want_fixed_buffers_;  // TransferEngineOptions::uring_register_buffers
+  const uint64_t register_max_bytes_;  // ... for host regions up to this size
   std::vector<std::unique_ptr<Ring>> rings_;
   std::atomic<uint32_t> next_ring_{0};
   bool ext_arg_ = false;
