@@ -158,6 +158,7 @@ struct BlockManagerStats {
   uint64_t host_pinned_blocks = 0;
   uint64_t host_evictions = 0;
   uint64_t host_index_bytes = 0;
+  uint64_t host_prefaulted_bytes = 0;  // of the slots' memory (HostTierOptions::prefault)
   // G2 -> G3 offload (write-through, selective, write-back).
   uint64_t disk_admission_rejects = 0;  // blocks the G2 -> G3 admission policy refused
   uint64_t disk_offload_queued = 0;     // waiting for a disk writer now

@@ -22,8 +22,13 @@ struct HostTierOptions {
   // 0 disables the host tier.
   uint64_t capacity_bytes = uint64_t{4} << 30;
   // Back the slots with explicit 2 MiB huge pages (MAP_HUGETLB), falling back to
-  // transparent-huge-page advice when none are reserved. Default false.
-  bool huge_pages = false;
+  // transparent-huge-page advice when none are reserved. Default true: with 4 KiB pages
+  // O_DIRECT reads into G2 reached only 0.52-0.79 of fio (docs/benchmarks.md).
+  bool huge_pages = true;
+  // Fault the slots in on a background thread after start-up, so the first stores and
+  // loads do not pay for first touch (seconds per GiB on some VMs) and start-up is not
+  // delayed either. Default true.
+  bool prefault = true;
   // Register the slots as pinned memory with CUDA (cudaHostRegister) when Strata is built
   // with CUDA and a device is present, so device<->host copies run at full speed. Default true.
   bool pin_for_cuda = true;

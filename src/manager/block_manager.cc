@@ -441,6 +441,7 @@ class BlockManager::Impl {
       s.host_pinned_blocks = h.pinned_blocks;
       s.host_evictions = h.evictions;
       s.host_index_bytes = h.index_bytes;
+      s.host_prefaulted_bytes = host_->buffer().prefaulted_bytes();
     }
     s.disk_admission_rejects = get(counters_.disk_admission_rejects);
     s.disk_writeback_blocks = get(counters_.disk_writeback_blocks);

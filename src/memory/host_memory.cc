@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -66,10 +67,32 @@ Result<std::unique_ptr<HostBuffer>> HostBuffer::Allocate(size_t bytes,
     buf->notes_ += "built without CUDA, memory not pinned; ";
 #endif
   }
+  if (options.prefault && !buf->pinned_) {  // pinning already faulted every page in
+    HostBuffer* b = buf.get();
+    b->prefault_thread_ = std::thread([b] { b->Prefault(); });
+  }
   return buf;
 }
 
+void HostBuffer::Prefault() {
+  // In chunks, so destruction can stop it and progress is visible. MADV_POPULATE_WRITE
+  // (Linux 5.14) faults pages in writable without changing their contents, so it is safe
+  // while other threads already write slots; on older kernels it fails and the pages fault
+  // in on first use as they would have anyway.
+  constexpr size_t kChunk = size_t{64} << 20;
+  for (size_t off = 0; off < mapped_ && !stop_prefault_.load(std::memory_order_relaxed);
+       off += kChunk) {
+    const size_t len = std::min(kChunk, mapped_ - off);
+    if (madvise(data_ + off, len, MADV_POPULATE_WRITE) != 0) return;
+    prefaulted_.store(std::min(off + len, size_), std::memory_order_relaxed);
+  }
+}
+
 HostBuffer::~HostBuffer() {
+  if (prefault_thread_.joinable()) {
+    stop_prefault_.store(true, std::memory_order_relaxed);
+    prefault_thread_.join();
+  }
   if (data_ == nullptr) return;
 #ifdef STRATA_HAVE_CUDA
   if (pinned_) cudaHostUnregister(data_);

@@ -2,9 +2,11 @@
 // optionally on huge pages and pinned (registered) with CUDA.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "strata/status.h"
 
@@ -13,6 +15,9 @@ namespace strata {
 struct HostBufferOptions {
   bool huge_pages = false;    // try MAP_HUGETLB, else madvise(MADV_HUGEPAGE)
   bool pin_for_cuda = false;  // cudaHostRegister when built with CUDA and a device exists
+  // Fault the pages in on a background thread (MADV_POPULATE_WRITE, in chunks), so the
+  // first stores and loads do not pay for first touch, without delaying start-up.
+  bool prefault = false;
 };
 
 class HostBuffer {
@@ -30,9 +35,12 @@ class HostBuffer {
   bool pinned() const { return pinned_; }
   // Why the buffer is not pinned / not on huge pages, for logs ("" when it is or was not asked).
   const std::string& notes() const { return notes_; }
+  // Bytes the background prefault has populated so far (== size() when done; 0 without).
+  size_t prefaulted_bytes() const { return prefaulted_.load(std::memory_order_relaxed); }
 
  private:
   HostBuffer() = default;
+  void Prefault();
 
   std::byte* data_ = nullptr;
   size_t size_ = 0;
@@ -40,6 +48,9 @@ class HostBuffer {
   bool huge_pages_ = false;
   bool pinned_ = false;
   std::string notes_;
+  std::atomic<size_t> prefaulted_{0};
+  std::atomic<bool> stop_prefault_{false};
+  std::thread prefault_thread_;
 };
 
 }  // namespace strata
