@@ -27,6 +27,7 @@
 //               world_size             integer >= 1
 //   [host]      capacity_gb            number >= 0, GiB (2^30 bytes), fractional; 0 disables
 //               huge_pages             boolean
+//               prefault               boolean
 //               pin_for_cuda           boolean
 //   [manager]   worker_threads         integer >= 1
 //               max_queued_ops         integer >= 1

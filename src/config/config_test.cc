@@ -84,6 +84,7 @@ world_size = 4
 [host]
 capacity_gb = 16
 huge_pages = true
+prefault = false
 pin_for_cuda = false
 
 [manager]
@@ -103,6 +104,7 @@ max_queued_ops = 64
   EXPECT_EQ(o.world_size, 4u);
   EXPECT_EQ(o.host.capacity_bytes, 16 * kGiB);
   EXPECT_TRUE(o.host.huge_pages);
+  EXPECT_FALSE(o.host.prefault);
   EXPECT_FALSE(o.host.pin_for_cuda);
   EXPECT_EQ(o.worker_threads, 4u);
   EXPECT_EQ(o.max_queued_ops, 64u);
