@@ -134,6 +134,19 @@ struct HierarchyOptions {
   Status Validate() const;
 };
 
+// Told how long each finished load and store took (metrics: latency histograms). Called on
+// the BlockManager's worker threads: must be thread-safe and quick.
+class BlockManagerObserver {
+ public:
+  virtual ~BlockManagerObserver() = default;
+  // A Load finished: `seconds` from the Load call to its last block's final state;
+  // `from_disk` of its blocks were read from G3, `failed` failed or were cancelled.
+  virtual void OnLoadDone(double seconds, size_t blocks, size_t from_disk, size_t failed) = 0;
+  // A Store's blocks reached G2: `seconds` from the Store call (the copy to G3, if any,
+  // goes on in the background and is not included).
+  virtual void OnStoreDone(double seconds, size_t blocks) = 0;
+};
+
 // The engine-facing BlockManager.
 struct BlockManagerOptions {
   // Identity of the model weights (name, revision, digest); part of every block key. Required.
@@ -158,6 +171,8 @@ struct BlockManagerOptions {
   // Loads and stores that may wait for a worker; past this a store is dropped (counted)
   // and a load fails per block, so the engine never waits. Default 1024.
   uint32_t max_queued_ops = 1024;
+  // Latency reports for metrics. Default none.
+  std::shared_ptr<BlockManagerObserver> observer;
 
   Status Validate() const;
 };

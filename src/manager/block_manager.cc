@@ -13,6 +13,7 @@
 #include "strata/block_manager.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -64,6 +65,10 @@ struct Counters {
 
 void Add(std::atomic<uint64_t>& c, uint64_t v) {
   c.fetch_add(v, std::memory_order_relaxed);
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // What a request holds for one matched block: a lease on a G2 slot or a G3 record.
@@ -371,7 +376,12 @@ class BlockManager::Impl {
     }
     if (work.empty()) return StoreHandle(state);
     auto shared_work = std::make_shared<std::vector<StoreWork>>(std::move(work));
-    if (!pool_->TrySubmit([this, state, shared_work] { RunStore(*state, *shared_work); })) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!pool_->TrySubmit([this, state, shared_work, start] {
+          RunStore(*state, *shared_work);
+          if (options_.observer)
+            options_.observer->OnStoreDone(SecondsSince(start), shared_work->size());
+        })) {
       for (const StoreWork& w : *shared_work) {
         SaveVictim(w.victim, w.slot);
         host_->Abort(w.slot);
@@ -487,6 +497,7 @@ class BlockManager::Impl {
 
   struct LoadJob {
     std::shared_ptr<TransferState> state;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     std::vector<Held> held;      // per block: its G2 slot or G3 record lease
     std::vector<BlockKey> keys;  // per block
     std::vector<uint32_t> device;
@@ -731,6 +742,14 @@ class BlockManager::Impl {
   }
 
   void Report(const LoadJob& job, std::vector<Status>& result, const std::vector<bool>& from_disk) {
+    if (options_.observer) {
+      size_t disk = 0, failed = 0;
+      for (size_t i = 0; i < result.size(); ++i) {
+        if (!from_disk.empty() && from_disk[i] && result[i].ok()) ++disk;
+        if (!result[i].ok()) ++failed;
+      }
+      options_.observer->OnLoadDone(SecondsSince(job.start), result.size(), disk, failed);
+    }
     for (size_t i = 0; i < result.size(); ++i) {
       if (result[i].ok()) {
         Add(counters_.loaded_blocks, 1);

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -538,6 +540,46 @@ TEST_P(HierarchyTest, LeasedDiskBlocksSurviveReclaim) {
   EXPECT_EQ(load->usable_blocks(), 4u);
   ExpectLoadedBytes(*match, *load, 20);
   manager_->Release("r");
+}
+
+// Records what the BlockManager reports for each finished load and store.
+struct RecordingObserver : BlockManagerObserver {
+  void OnLoadDone(double seconds, size_t blocks, size_t from_disk, size_t failed) override {
+    std::lock_guard lock(mu);
+    loads.push_back({seconds, blocks, from_disk, failed});
+  }
+  void OnStoreDone(double seconds, size_t blocks) override {
+    std::lock_guard lock(mu);
+    stores.push_back({seconds, blocks, 0, 0});
+  }
+  struct Event {
+    double seconds;
+    size_t blocks, from_disk, failed;
+  };
+  std::mutex mu;
+  std::vector<Event> loads, stores;
+};
+
+TEST_P(HierarchyTest, ObserverHearsEveryLoadAndStore) {
+  auto observer = std::make_shared<RecordingObserver>();
+  BlockManagerOptions o = Options(8);
+  o.observer = observer;
+  Make(o);
+  const auto prompt = Prompt(3 * tpb(), 18);
+  Store(prompt, 0, 18);
+  WaitOffloaded(3);
+  FlushHost(8);
+  MatchResult match;
+  LoadHandle load = MatchAndLoad(prompt, "r", 20, &match);
+  manager_->Release("r");
+  std::lock_guard lock(observer->mu);
+  ASSERT_GE(observer->stores.size(), 1u);
+  EXPECT_EQ(observer->stores[0].blocks, 3u);
+  EXPECT_GE(observer->stores[0].seconds, 0.0);
+  ASSERT_EQ(observer->loads.size(), 1u);
+  EXPECT_EQ(observer->loads[0].blocks, 3u);
+  EXPECT_EQ(observer->loads[0].from_disk, 3u);
+  EXPECT_EQ(observer->loads[0].failed, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, HierarchyTest, ::testing::Values(AlignedLayout(), OddLayout()),
