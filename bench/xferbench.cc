@@ -977,6 +977,21 @@ class Bench {
         h.Merge(r->completion);
         return Status::Ok();
       });
+      // The same requests through Execute (post and wait at once): small ones run on this
+      // thread, skipping the hand-offs to a worker or completion thread.
+      names.push_back(fmt::format("engine {} execute", BackendKindName(kind)));
+      methods.push_back([&, pl](double seconds, Histogram& h) -> Status {
+        const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+        for (size_t i = 0; std::chrono::steady_clock::now() < end; ++i) {
+          TransferRequest& req = *pl->requests[i % pl->requests.size()];
+          const auto t0 = std::chrono::steady_clock::now();
+          STRATA_RETURN_IF_ERROR(engine_->Execute(req).WithContext(what));
+          h.Add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count());
+        }
+        return Status::Ok();
+      });
     }
 
     // Warm up each method, then interleave rounds so drift hits every method alike.

@@ -99,6 +99,9 @@ struct TransferEngineOptions {
   // start-up (and a warm restart) by seconds, while the per-I/O pinning it saves is small
   // beside a block-sized transfer (docs/benchmarks.md). Default 256 MiB.
   uint64_t uring_register_buffers_max_bytes = uint64_t{256} << 20;
+  // TransferEngine::Execute runs file requests of at most this many bytes on the calling
+  // thread. Default 1 MiB; 0 never.
+  uint64_t inline_io_bytes = uint64_t{1} << 20;
   // Try io_uring at start-up; when the kernel refuses it, file transfers use posix and
   // the reason is logged and reported by backend_notes(). Default true.
   bool enable_io_uring = true;
@@ -173,6 +176,11 @@ class TransferEngine {
 
   // Starts the request. InvalidArgument if it is still in flight.
   Status Post(TransferRequest& request);
+  // Posts the request and waits for it: the request's status (OK, or the first failed
+  // descriptor's reason). For callers that would wait at once anyway: a file request of at
+  // most `inline_io_bytes` then runs on the calling thread (pread/pwrite, no hand-off to a
+  // worker or completion thread), so its latency is the syscall's own.
+  Status Execute(TransferRequest& request);
 
   // Backends available in this process, in preference order.
   std::vector<BackendKind> backends() const;

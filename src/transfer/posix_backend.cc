@@ -16,8 +16,9 @@ namespace {
 class PosixBackend final : public TransferBackend {
  public:
   explicit PosixBackend(const TransferEngineOptions& options)
-      : workers_(options.posix_threads, 4096, "strata-posix",
-                 [](const TransferTask& t) { Run(t); }) {}
+      : inline_bytes_(options.inline_io_bytes),
+        workers_(options.posix_threads, 4096, "strata-posix",
+                 [](const TransferTask& t) { RunFileEntries(*t.request, t.begin, t.end); }) {}
 
   BackendKind kind() const override { return BackendKind::kPosix; }
 
@@ -38,40 +39,46 @@ class PosixBackend final : public TransferBackend {
     }
   }
 
+  bool RunInline(RequestImpl& req) override {
+    if (req.total_bytes > inline_bytes_) return false;
+    RunFileEntries(req, 0, static_cast<uint32_t>(req.entries.size()));
+    return true;
+  }
+
  private:
-  static int64_t Transfer(TransferOp op, int fd, std::byte* buf, uint64_t len, uint64_t off) {
-    for (;;) {
-      const ssize_t r = op == TransferOp::kRead ? pread(fd, buf, len, static_cast<off_t>(off))
-                                                : pwrite(fd, buf, len, static_cast<off_t>(off));
-      if (r >= 0) return r;
-      if (errno != EINTR) return -errno;
-    }
-  }
-
-  static void Run(const TransferTask& t) {
-    RequestImpl& req = *t.request;
-    for (uint32_t i = t.begin; i < t.end; ++i) {
-      if (!req.Begin(i)) continue;
-      const XferEntry& e = req.entries[i];
-      uint64_t len = e.length;
-      int64_t result;
-      IoFault fault;
-      if (e.remote_region->faults)
-        fault = e.remote_region->faults->Check(req.op, e.remote_offset, len);
-      if (fault.kind == IoFault::Kind::kError) {
-        result = -fault.error;
-      } else {
-        if (fault.kind == IoFault::Kind::kShort) len = fault.bytes;
-        result = Transfer(req.op, e.remote_region->fd, e.local, len, e.remote_offset);
-      }
-      req.Complete(i, IoResultStatus(req.op, e, result, e.length));
-    }
-  }
-
+  const uint64_t inline_bytes_;
   WorkerGroup workers_;
 };
 
+int64_t Transfer(TransferOp op, int fd, std::byte* buf, uint64_t len, uint64_t off) {
+  for (;;) {
+    const ssize_t r = op == TransferOp::kRead ? pread(fd, buf, len, static_cast<off_t>(off))
+                                              : pwrite(fd, buf, len, static_cast<off_t>(off));
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
+
 }  // namespace
+
+void RunFileEntries(RequestImpl& req, uint32_t begin, uint32_t end) {
+  for (uint32_t i = begin; i < end; ++i) {
+    if (!req.Begin(i)) continue;
+    const XferEntry& e = req.entries[i];
+    uint64_t len = e.length;
+    int64_t result;
+    IoFault fault;
+    if (e.remote_region->faults)
+      fault = e.remote_region->faults->Check(req.op, e.remote_offset, len);
+    if (fault.kind == IoFault::Kind::kError) {
+      result = -fault.error;
+    } else {
+      if (fault.kind == IoFault::Kind::kShort) len = fault.bytes;
+      result = Transfer(req.op, e.remote_region->fd, e.local, len, e.remote_offset);
+    }
+    req.Complete(i, IoResultStatus(req.op, e, result, e.length));
+  }
+}
 
 Result<std::unique_ptr<TransferBackend>> MakePosixBackend(const TransferEngineOptions& options) {
   if (options.posix_threads == 0)

@@ -195,6 +195,30 @@ TEST_P(PosixBackendTest, MisalignedFileDescriptorsAreRefusedUpFront) {
   EXPECT_NE(l.status().message().find("O_DIRECT"), std::string::npos);
 }
 
+// Execute (post and wait at once) runs small requests on the calling thread: same bytes,
+// same per-descriptor errors as through the workers.
+TEST_P(PosixBackendTest, ExecuteRunsSmallRequestsInlineWithTheSameResults) {
+  std::vector<std::byte> want(buf_.p, buf_.p + 2 * kBlock);
+  auto write = engine_->CreateRequest(TransferOp::kWrite, mem_list_, std::vector<uint32_t>{0, 1},
+                                      file_list_, std::vector<uint32_t>{4, 5}, BackendKind::kPosix);
+  ASSERT_TRUE(write.ok());
+  ASSERT_TRUE(engine_->Execute(**write).ok());
+  EXPECT_TRUE((*write)->done());
+  std::memset(buf_.p, 0, 2 * kBlock);
+  auto read = engine_->CreateRequest(TransferOp::kRead, mem_list_, std::vector<uint32_t>{0, 1},
+                                     file_list_, std::vector<uint32_t>{4, 5}, BackendKind::kPosix);
+  ASSERT_TRUE(read.ok());
+  ASSERT_TRUE(engine_->Execute(**read).ok());
+  EXPECT_EQ(0, std::memcmp(want.data(), buf_.p, 2 * kBlock));
+
+  faults_->FailNext(TransferOp::kRead, EIO, 1);
+  const Status st = engine_->Execute(**read);  // reposting a prepared request
+  EXPECT_EQ(st.code(), StatusCode::kIoError);
+  EXPECT_NE(st.ToString().find("EIO"), std::string::npos) << st.ToString();
+  EXPECT_EQ((*read)->state(0), DescriptorState::kFailed);
+  EXPECT_EQ((*read)->state(1), DescriptorState::kDone);
+}
+
 INSTANTIATE_TEST_SUITE_P(DirectAndBuffered, PosixBackendTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "ODirect" : "Buffered"; });
 

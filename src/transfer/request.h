@@ -112,7 +112,14 @@ class TransferBackend {
   // Starts every entry of an armed request; each entry is completed exactly once,
   // possibly before Post returns.
   virtual void Post(RequestImpl& request) = 0;
+  // Moves every entry of an armed request on the calling thread and returns true, or
+  // returns false (touching nothing) when this backend cannot or should not.
+  virtual bool RunInline(RequestImpl& /*request*/) { return false; }
 };
+
+// Moves entries [begin, end) of `req` with pread/pwrite on the calling thread, honouring
+// the file's fault injector, completing each entry.
+void RunFileEntries(RequestImpl& req, uint32_t begin, uint32_t end);
 
 // Interprets the result of one read/write syscall or io_uring completion for entry `e`:
 // `result` is bytes moved or -errno. A short count is an error naming the shortfall.

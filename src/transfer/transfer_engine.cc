@@ -316,6 +316,15 @@ class TransferEngine::Impl {
     return Status::Ok();
   }
 
+  Status Execute(TransferRequest& request, internal::RequestImpl& impl) {
+    if (impl.in_flight()) return Status::InvalidArgument("Execute: the request is still in flight");
+    impl.Arm();
+    if (!impl.entries.empty() && !impl.backend->RunInline(impl)) impl.backend->Post(impl);
+    // However long it takes: the request's memory is in use until it completes.
+    while (!request.done()) (void)request.Wait(std::chrono::seconds(10));
+    return request.status();
+  }
+
   std::vector<BackendKind> backends() const {
     std::vector<BackendKind> out;
     for (const auto& b : backends_) out.push_back(b->kind());
@@ -428,6 +437,9 @@ Result<std::unique_ptr<TransferRequest>> TransferEngine::CreateRequest(
 
 Status TransferEngine::Post(TransferRequest& request) {
   return impl_->Post(request, *request.impl_);
+}
+Status TransferEngine::Execute(TransferRequest& request) {
+  return impl_->Execute(request, *request.impl_);
 }
 std::vector<BackendKind> TransferEngine::backends() const {
   return impl_->backends();

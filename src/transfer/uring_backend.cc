@@ -103,6 +103,7 @@ class IoUringBackend final : public TransferBackend {
       : depth_(options.uring_queue_depth),
         want_fixed_buffers_(options.uring_register_buffers),
         register_max_bytes_(options.uring_register_buffers_max_bytes),
+        inline_bytes_(options.inline_io_bytes),
         rings_(options.uring_rings) {
     for (auto& r : rings_) r = std::make_unique<Ring>();
   }
@@ -222,6 +223,14 @@ class IoUringBackend final : public TransferBackend {
     }
     req.backend_state = std::move(state);
     return Status::Ok();
+  }
+
+  // A caller about to wait (TransferEngine::Execute) gains nothing from the ring for a
+  // small request: pread/pwrite on its own thread skip both thread hand-offs.
+  bool RunInline(RequestImpl& req) override {
+    if (req.total_bytes > inline_bytes_) return false;
+    RunFileEntries(req, 0, static_cast<uint32_t>(req.entries.size()));
+    return true;
   }
 
   void Post(RequestImpl& req) override {
@@ -591,8 +600,9 @@ class IoUringBackend final : public TransferBackend {
   }
 
   const uint32_t depth_;
-  const bool want_fixed_buffers_;  // TransferEngineOptions::uring_register_buffers
+  const bool want_fixed_buffers_;      // TransferEngineOptions::uring_register_buffers
   const uint64_t register_max_bytes_;  // ... for host regions up to this size
+  const uint64_t inline_bytes_;        // TransferEngineOptions::inline_io_bytes
   std::vector<std::unique_ptr<Ring>> rings_;
   std::atomic<uint32_t> next_ring_{0};
   bool ext_arg_ = false;

@@ -278,6 +278,29 @@ TEST_F(UringBackendTest, RepostingThePreparedRequest) {
   }
 }
 
+// Execute runs a small request on the calling thread (pread/pwrite), a large one through
+// the ring; both move the same bytes.
+TEST_F(UringBackendTest, ExecuteSmallInlineAndLargeThroughTheRing) {
+  START_OR_SKIP(/*queue_depth=*/4);
+  constexpr uint32_t kN = 8;
+  constexpr uint64_t kBig = 512 << 10;  // 8 x 512 KiB = 4 MiB > inline_io_bytes (1 MiB)
+  const int fd = OpenFile(kN * kBig, false);
+  AlignedBuffer src(kN * kBig), dst(kN * kBig);
+  const DescListId file = Blocks(File(fd, kN * kBig), kN, kBig);
+  const DescListId s = Blocks(Memory(src.p, src.size), kN, kBig);
+  const DescListId d = Blocks(Memory(dst.p, dst.size), kN, kBig);
+  src.Fill(9);
+  auto big_w = Create(TransferOp::kWrite, s, Iota(kN), file, Iota(kN));
+  ASSERT_TRUE(engine_->Execute(*big_w).ok());
+  auto small_r =
+      Create(TransferOp::kRead, d, std::vector<uint32_t>{3}, file, std::vector<uint32_t>{3});
+  ASSERT_TRUE(engine_->Execute(*small_r).ok());
+  EXPECT_EQ(std::memcmp(src.p + 3 * kBig, dst.p + 3 * kBig, kBig), 0);
+  auto big_r = Create(TransferOp::kRead, d, Iota(kN), file, Iota(kN));
+  ASSERT_TRUE(engine_->Execute(*big_r).ok());
+  EXPECT_EQ(std::memcmp(src.p, dst.p, src.size), 0);
+}
+
 class UringFaultTest : public UringBackendTest {
  protected:
   static constexpr uint32_t kN = 16;
