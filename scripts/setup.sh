@@ -44,8 +44,10 @@ case "$cmd" in
     install_packages
     build "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
     shift
-    # Until `strata serve` exists, the main job prints the resolved configuration and tier sizes.
-    exec "$ROOT/build/bin/strata" "${@:-config}"
+    # The main job: the reference engine with Strata behind an OpenAI-compatible API, on
+    # 127.0.0.1:8000 with the embedded defaults unless flags (passed through) say otherwise,
+    # e.g. `scripts/setup.sh run --port 9000 --no-strata`. Ctrl-C stops it cleanly.
+    exec "$ROOT/build/bin/strata" serve "$@"
     ;;
   test)
     install_packages

@@ -1,18 +1,40 @@
-// The `strata` command: show the resolved configuration and compute block keys.
+// The `strata` command: serve the reference engine with Strata behind an OpenAI-compatible
+// HTTP API, show the resolved configuration, and compute block keys.
 //
-// Exit codes: 0 success; 1 a runtime failure (e.g. stdout closed); 2 a usage or
-// configuration error. `strata keys` prints only keys on stdout, one per line, so other
-// processes and test scripts can compare them byte for byte; diagnostics go to stderr.
+// Exit codes: 0 success (for `serve`: stopped by SIGINT/SIGTERM); 1 a runtime failure
+// (stdout closed, the port in use, an unusable cache directory); 2 a usage or configuration
+// error. `strata keys` prints only keys on stdout, one per line, so other processes and test
+// scripts can compare them byte for byte; diagnostics go to stderr. `strata serve` prints
+// one start-up line on stdout ("strata serve: ready at http://HOST:PORT ...", with the
+// bound port even when --port 0 picked it) so scripts and tests can find the server.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "engine/engine.h"
+#include "engine/model_config.h"
+#include "server/server.h"
 #include "strata/block_key.h"
+#include "strata/block_manager.h"
 #include "strata/config.h"
 #include "strata/status.h"
 
@@ -150,6 +172,223 @@ int RunKeys(const std::string& config_path, const KeysArgs& args) {
   return FinishStdout();
 }
 
+// Flags of `strata serve`; each one, when given, overrides the configuration.
+struct ServeArgs {
+  std::optional<std::string> host;
+  std::optional<uint16_t> port;
+  std::optional<std::string> preset;
+  std::optional<uint64_t> seed;
+  bool no_strata = false;
+  std::optional<double> device_cache_gb;
+  std::optional<std::string> disk_dir;
+  std::optional<double> disk_gb;
+  std::optional<double> host_gb;
+};
+
+constexpr double kBytesPerGiB = double(uint64_t{1} << 30);
+
+uint64_t GiBToBytes(double gib) {
+  return static_cast<uint64_t>(gib * kBytesPerGiB);
+}
+std::string FormatGiB(uint64_t bytes) {
+  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / kBytesPerGiB);
+}
+
+// Applies the flags on top of the loaded configuration and re-validates the result (a
+// flag can break a cross-field rule, e.g. --host-gb 0 with a disk tier).
+Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
+  ServeConfig& s = config->serve;
+  BlockManagerOptions& m = config->manager;
+  if (args.host) s.host = *args.host;
+  if (args.port) s.port = *args.port;
+  if (args.preset) s.model_preset = *args.preset;
+  if (args.seed) s.seed = *args.seed;
+  if (args.no_strata) s.strata_enabled = false;
+  if (args.device_cache_gb) s.device_cache_gb = *args.device_cache_gb;
+  if (args.disk_dir) m.disk.directory = *args.disk_dir;
+  if (args.disk_gb) m.disk.capacity_bytes = GiBToBytes(*args.disk_gb);
+  if (args.host_gb) m.host.capacity_bytes = GiBToBytes(*args.host_gb);
+  STRATA_RETURN_IF_ERROR(s.Validate());
+  if (s.strata_enabled) STRATA_RETURN_IF_ERROR(m.Validate());
+  return Status::Ok();
+}
+
+// The BlockManager options for the reference engine: the configured tiers and policies,
+// but the model identity and KV layout of the engine's own model. The configuration's
+// [model] and [layout] describe an external engine's model; cached KV must be keyed by
+// the model that computes it.
+BlockManagerOptions ManagerOptionsFor(const StrataConfig& config,
+                                      const engine::ModelConfig& model) {
+  std::vector<std::string> overridden;
+  for (const auto& [key, source] : config.sources)
+    if (key.starts_with("model.") || key.starts_with("layout.")) overridden.push_back(key);
+  if (!overridden.empty()) {
+    spdlog::warn(
+        "strata serve: ignoring {} from the configuration: the reference engine keys the "
+        "cache by its own model ('{}') and KV layout",
+        fmt::join(overridden, ", "), model.name);
+  } else {
+    spdlog::info(
+        "strata serve: using the reference engine's model fingerprint and KV layout, not "
+        "the configuration's [model]/[layout] (those describe an external engine)");
+  }
+  BlockManagerOptions o = config.manager;
+  o.model_fingerprint = model.Fingerprint();
+  o.layout = model.kv_layout();
+  return o;
+}
+
+// Blocks SIGINT and SIGTERM in the calling thread so every thread started afterwards
+// inherits the mask and the signals are only ever taken by sigwait() in RunServe.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// The resources of a running server. Destroyed in reverse order of construction:
+// server (no new requests), engine (cancels what is in flight, waits for its
+// transfers), then the BlockManager (finishes queued disk writes, closes G3).
+struct ServeStack {
+  std::unique_ptr<BlockManager> manager;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<server::Server> server;
+
+  void Shutdown() {
+    if (server) server->Stop();
+    server.reset();
+    engine.reset();
+    manager.reset();
+  }
+};
+
+// Fails fast when `host:port` cannot be bound (another server holds the port), before
+// seconds are spent allocating G2 and opening G3. Only a hint: Server::Start binds for
+// real and reports its own error. Skipped for port 0 and for hosts that are not IPv4
+// literals (Server::Start resolves those).
+Status CheckPortFree(const std::string& host, uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (port == 0 || inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return Status::Ok();
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::Ok();
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  close(fd);
+  if (rc == 0) return Status::Ok();
+  return Status::Unavailable(
+      fmt::format("cannot listen on {}:{}: {}{}", host, port, std::strerror(err),
+                  err == EADDRINUSE ? " (another server holds the port)" : ""));
+}
+
+// Builds the BlockManager (if Strata is on), the engine and the HTTP server, in that order.
+Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::string* summary) {
+  const ServeConfig& s = config.serve;
+  STRATA_RETURN_IF_ERROR(CheckPortFree(s.host, s.port));
+  STRATA_ASSIGN_OR_RETURN(engine::ModelConfig model,
+                          engine::ModelConfig::Preset(s.model_preset, s.seed));
+  const KvLayout layout = model.kv_layout();
+  const uint64_t block_bytes = layout.block_bytes();
+
+  std::string tiers = "Strata off (baseline: every prompt is computed)";
+  if (s.strata_enabled) {
+    const BlockManagerOptions options = ManagerOptionsFor(config, model);
+    Result<std::unique_ptr<BlockManager>> manager = BlockManager::Create(options);
+    if (!manager.ok()) return manager.status().WithContext("creating the BlockManager");
+    stack->manager = std::move(manager).value();
+    const BlockManagerStats st = stack->manager->stats();
+    tiers = fmt::format("G2 host {} ({} blocks)", FormatGiB(options.host.capacity_bytes),
+                        st.host_capacity_blocks);
+    if (options.disk.capacity_bytes > 0) {
+      std::error_code ec;
+      std::filesystem::path dir =
+          std::filesystem::absolute(options.disk.directory, ec).lexically_normal();
+      if (ec) dir = options.disk.directory;
+      tiers +=
+          fmt::format(", G3 disk {} ({} blocks) in {} ({} blocks recovered from a previous run{})",
+                      FormatGiB(options.disk.capacity_bytes), st.disk_capacity_blocks, dir.string(),
+                      st.disk_recovered_blocks, st.disk_direct_io ? "" : "; buffered I/O");
+    } else {
+      tiers += ", no G3 disk tier";
+    }
+  }
+
+  engine::EngineOptions eo;
+  eo.model = model;
+  eo.block_manager = stack->manager.get();
+  const uint64_t device_blocks = GiBToBytes(s.device_cache_gb) / block_bytes;
+  if (device_blocks > UINT32_MAX)
+    return Status::InvalidArgument(
+        fmt::format("engine.device_cache_gb {} is {} KV blocks, more than the engine supports",
+                    s.device_cache_gb, device_blocks));
+  eo.num_device_blocks = static_cast<uint32_t>(device_blocks);
+  if (eo.num_device_blocks == 0)
+    return Status::InvalidArgument(fmt::format(
+        "engine.device_cache_gb {} holds no {}-byte KV block", s.device_cache_gb, block_bytes));
+  eo.max_running_requests = s.max_batch;
+  eo.prefill_chunk_tokens = s.prefill_chunk;
+  eo.max_step_tokens = std::max(s.prefill_chunk, s.max_batch);
+  Result<std::unique_ptr<engine::Engine>> engine = engine::Engine::Create(std::move(eo));
+  if (!engine.ok()) return engine.status().WithContext("creating the engine");
+  stack->engine = std::move(engine).value();
+
+  server::ServerOptions so;
+  so.host = s.host;
+  so.port = s.port;
+  Result<std::unique_ptr<server::Server>> server = server::Server::Start(so, stack->engine.get());
+  if (!server.ok()) return server.status().WithContext("starting the HTTP server");
+  stack->server = std::move(server).value();
+
+  *summary = fmt::format(
+      "strata serve: ready at http://{}:{} | model {} (preset {}, seed {}, {:.1f}M parameters, "
+      "{} tokens/block, {} KiB/block, context {}) | device cache {} ({} blocks), batch {}, "
+      "prefill chunk {} | {}",
+      s.host, stack->server->port(), stack->server->model_name(), model.name, model.seed,
+      static_cast<double>(model.num_parameters()) / 1e6, layout.tokens_per_block,
+      block_bytes / 1024, model.max_context_tokens,
+      FormatGiB(uint64_t{stack->engine->kv_cache().num_blocks()} * block_bytes),
+      stack->engine->kv_cache().num_blocks(), s.max_batch, s.prefill_chunk, tiers);
+  return Status::Ok();
+}
+
+int RunServe(const std::string& config_path, const ServeArgs& args) {
+  Result<StrataConfig> config = LoadOrReport(config_path);
+  if (!config.ok()) return kExitUsage;
+  if (Status s = ApplyServeArgs(args, &*config); !s.ok()) {
+    fmt::print(stderr, "strata serve: {}\n", s.ToString());
+    return kExitUsage;
+  }
+  for (const std::string& note : config->notes) spdlog::info("strata serve: {}", note);
+
+  // Before any thread exists: the BlockManager, engine and server threads inherit the mask.
+  const sigset_t stop_signals = BlockStopSignals();
+  ServeStack stack;
+  std::string summary;
+  if (Status s = StartServeStack(*config, &stack, &summary); !s.ok()) {
+    fmt::print(stderr, "strata serve: {}\n", s.ToString());
+    stack.Shutdown();
+    return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitRuntime;
+  }
+  fmt::print("{}\n", summary);
+  if (int rc = FinishStdout(); rc != 0) {
+    stack.Shutdown();
+    return rc;
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("strata serve: {} received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  stack.Shutdown();
+  spdlog::info("strata serve: stopped");
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"Strata: tiered KV-cache offload and reuse for LLM inference.", "strata"};
   app.set_version_flag("--version", "strata " STRATA_VERSION);
@@ -184,6 +423,36 @@ int Main(int argc, char** argv) {
       input->add_option("--range", keys_args.range, "The tokens 0, 1, ..., N-1")->option_text("N");
   input->require_option(1);
 
+  ServeArgs serve_args;
+  const CLI::Range kGiBRange(0.0, 1024.0 * 1024.0);  // up to 1 PiB: bytes fit in 64 bits
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve",
+      "Serve the reference engine with Strata behind an OpenAI-compatible HTTP API "
+      "(/v1/completions, /v1/chat/completions, /v1/models, /health) until SIGINT/SIGTERM");
+  serve_cmd->add_option("--config", config_path, config_help)->option_text("FILE");
+  serve_cmd->add_option("--host", serve_args.host, "Address to bind (default: server.host)");
+  serve_cmd->add_option("--port", serve_args.port,
+                        "TCP port; 0 picks a free one (default: server.port)");
+  serve_cmd->add_option("--preset", serve_args.preset,
+                        "Model preset: tiny, small, demo (default: engine.preset)");
+  serve_cmd->add_option("--seed", serve_args.seed, "Synthetic weight seed (default: engine.seed)");
+  serve_cmd->add_flag("--no-strata", serve_args.no_strata,
+                      "Run the engine without Strata (the baseline: no offload, no reuse)");
+  serve_cmd
+      ->add_option("--device-cache-gb", serve_args.device_cache_gb,
+                   "GiB of the engine's paged KV cache (default: engine.device_cache_gb)")
+      ->check(CLI::PositiveNumber & kGiBRange);
+  serve_cmd
+      ->add_option("--host-gb", serve_args.host_gb,
+                   "GiB of the G2 host tier (default: host.capacity_gb)")
+      ->check(kGiBRange);
+  serve_cmd->add_option("--disk-dir", serve_args.disk_dir,
+                        "Directory of the G3 disk tier (default: disk.directory)");
+  serve_cmd
+      ->add_option("--disk-gb", serve_args.disk_gb,
+                   "GiB of the G3 disk tier; 0 disables it (default: disk.capacity_gb)")
+      ->check(kGiBRange);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -197,7 +466,8 @@ int Main(int argc, char** argv) {
     keys_args.has_range = range_opt->count() > 0;
     return RunKeys(config_path, keys_args);
   }
-  // No subcommand means `config` until `strata serve` exists.
+  if (serve_cmd->parsed()) return RunServe(config_path, serve_args);
+  // No subcommand shows the configuration (`strata serve` starts a server, so it is asked for).
   return RunConfig(config_path);
 }
 

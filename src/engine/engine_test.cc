@@ -1,11 +1,18 @@
 // The engine end to end on the tiny preset: batching and chunking never change output,
-// Strata reuse is bit-exact and salted, sampling, stop strings, cancel, admission errors.
+// Strata reuse is bit-exact and salted (from G2, from G3, from G3 after a restart, and
+// with a failed G3 read), sampling, stop strings, cancel, admission errors.
 #include "engine/engine.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <random>
+#include <thread>
+
+#include "strata/fault_injection.h"
 
 #include <gtest/gtest.h>
 
@@ -338,6 +345,185 @@ TEST(EngineStrataTest, RejectsAManagerForAnotherModel) {
   auto e = Engine::Create(o);
   ASSERT_FALSE(e.ok());
   EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+}
+
+// --- With Strata and a G3 disk tier ----------------------------------------------------
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/strata-engine-test-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    EXPECT_NE(made, nullptr) << std::strerror(errno);
+    if (made != nullptr) path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A manager with a G2 of `host_blocks` blocks over a small G3 in `dir`: 4 MiB of 1 MiB
+// segment files in 128 KiB regions (512 records of 8 KiB for the tiny preset's 2 KiB
+// blocks), so tests create, fill and recover it in milliseconds.
+std::unique_ptr<BlockManager> MakeDiskManager(const ModelConfig& model, const std::string& dir,
+                                              uint64_t host_blocks,
+                                              std::shared_ptr<FaultInjector> faults = nullptr) {
+  BlockManagerOptions o;
+  o.model_fingerprint = model.Fingerprint();
+  o.layout = model.kv_layout();
+  o.host.capacity_bytes = host_blocks * o.layout.block_bytes();
+  o.host.pin_for_cuda = false;
+  o.disk.directory = dir;
+  o.disk.capacity_bytes = uint64_t{4} << 20;
+  o.disk.file_bytes = uint64_t{1} << 20;
+  o.disk.region_bytes = uint64_t{128} << 10;
+  o.disk.faults = std::move(faults);
+  auto m = BlockManager::Create(o);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
+// Waits until every block the engine stored into G2 has been through the G2 -> G3
+// write-through (written, already present, or dropped), so G3 holds what it will hold.
+void WaitForDiskOffload(const Engine& engine, const BlockManager& manager) {
+  ASSERT_TRUE(engine.WaitForStores(10s).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    const BlockManagerStats st = manager.stats();
+    const uint64_t settled = st.disk_offload_blocks + st.disk_offload_present +
+                             st.disk_offload_dropped + st.disk_admission_rejects;
+    if (st.disk_offload_queued == 0 && settled >= st.stored_blocks) {
+      EXPECT_EQ(st.disk_offload_dropped, 0u);
+      return;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "disk offload did not settle: " << settled << " of " << st.stored_blocks;
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+// Tokens in every full block of a `len`-token prompt except one that holds the last
+// token (the engine always computes that one to get the first token's logits).
+uint32_t ReusableTokens(const ModelConfig& model, size_t len) {
+  const uint32_t tpb = model.tokens_per_block;
+  return static_cast<uint32_t>((len - 1) / tpb * tpb);
+}
+
+TEST(EngineDiskTest, ReuseFromG3AfterG2EvictionIsBitIdentical) {
+  TempDir dir;
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  // G2 holds 24 blocks: one 80-token prompt (20 blocks + 2 generated), not two.
+  auto manager = MakeDiskManager(model, dir.path(), 24);
+  ASSERT_NE(manager, nullptr);
+  EngineOptions o;
+  o.block_manager = manager.get();
+  o.prefill_chunk_tokens = 16;
+  Driver with(o);
+  Driver without;
+
+  const auto prompt = Prompt(81, 200);
+  const auto base = without.Run(Req("b", prompt, 8));
+  const auto first = with.Run(Req("a1", prompt, 8));
+  WaitForDiskOffload(*with.engine, *manager);
+  // Another long prompt pushes the first one's blocks out of G2 (they stay in G3).
+  with.Run(Req("evict", Prompt(120, 201), 4));
+  WaitForDiskOffload(*with.engine, *manager);
+  ASSERT_GT(manager->stats().host_evictions, 0u);
+
+  const auto second = with.Run(Req("a2", prompt, 8));
+  EXPECT_EQ(first.final_event.cached_tokens, 0u);
+  EXPECT_EQ(second.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+  EXPECT_EQ(first.tokens, base.tokens);
+  EXPECT_EQ(second.tokens, base.tokens);
+  EXPECT_TRUE(BitEqual(second.logits, base.logits));
+  const auto st = manager->stats();
+  EXPECT_GT(st.match_hit_blocks_disk, 0u);
+  EXPECT_GT(st.loaded_blocks_from_disk, 0u);
+  EXPECT_EQ(st.load_failed_blocks, 0u);
+}
+
+TEST(EngineDiskTest, ReuseFromG3AfterRestartIsBitIdentical) {
+  TempDir dir;
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  const auto prompt = Prompt(67, 300);
+  Driver without;
+  const auto base = without.Run(Req("b", prompt, 10));
+  {
+    auto manager = MakeDiskManager(model, dir.path(), 256);
+    ASSERT_NE(manager, nullptr);
+    EngineOptions o;
+    o.block_manager = manager.get();
+    Driver with(o);
+    const auto first = with.Run(Req("r1", prompt, 10));
+    EXPECT_EQ(first.tokens, base.tokens);
+    WaitForDiskOffload(*with.engine, *manager);
+    with.engine.reset();  // the engine goes first: it holds the manager's registration
+  }                       // the manager closes G3 here
+
+  // A new process, as far as Strata can tell: a new manager and engine on the same directory.
+  auto manager = MakeDiskManager(model, dir.path(), 256);
+  ASSERT_NE(manager, nullptr);
+  EXPECT_GE(manager->stats().disk_recovered_blocks, prompt.size() / model.tokens_per_block);
+  EngineOptions o;
+  o.block_manager = manager.get();
+  Driver with(o);
+  const auto second = with.Run(Req("r2", prompt, 10));
+  EXPECT_EQ(second.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+  EXPECT_EQ(second.tokens, base.tokens);
+  EXPECT_TRUE(BitEqual(second.logits, base.logits));
+  const auto st = manager->stats();
+  EXPECT_EQ(st.loaded_blocks_from_disk,
+            ReusableTokens(model, prompt.size()) / model.tokens_per_block);
+  EXPECT_EQ(st.load_failed_blocks, 0u);
+}
+
+TEST(EngineDiskTest, FailedG3LoadIsRecomputedBitIdentically) {
+  TempDir dir;
+  const ModelConfig model = *ModelConfig::Preset("tiny");
+  const auto prompt = Prompt(53, 400);
+  Driver without;
+  const auto base = without.Run(Req("b", prompt, 9));
+  {
+    auto manager = MakeDiskManager(model, dir.path(), 256);
+    ASSERT_NE(manager, nullptr);
+    EngineOptions o;
+    o.block_manager = manager.get();
+    Driver with(o);
+    with.Run(Req("w", prompt, 9));
+    WaitForDiskOffload(*with.engine, *manager);
+    with.engine.reset();
+  }
+
+  // After a restart the prompt's blocks are only on disk; the first read fails.
+  auto faults = std::make_shared<FaultInjector>();
+  auto manager = MakeDiskManager(model, dir.path(), 256, faults);
+  ASSERT_NE(manager, nullptr);
+  EngineOptions o;
+  o.block_manager = manager.get();
+  Driver with(o);
+  faults->FailNext(TransferOp::kRead, EIO, 1);
+  const auto got = with.Run(Req("f", prompt, 9));
+  EXPECT_EQ(faults->injected(), 1u);
+  EXPECT_LT(got.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+  EXPECT_EQ(got.tokens, base.tokens);
+  EXPECT_TRUE(BitEqual(got.logits, base.logits));
+  const auto st = manager->stats();
+  EXPECT_GE(st.load_failed_blocks, 1u);
+  EXPECT_GE(st.disk_read_errors, 1u);
+  EXPECT_EQ(with.engine->stats().prefill_tokens + got.final_event.cached_tokens, prompt.size());
+
+  // The failed block left the index; the engine stored its recomputed KV again, so the
+  // next request reuses the whole prefix.
+  ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
+  const auto again = with.Run(Req("g", prompt, 9));
+  EXPECT_EQ(again.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+  EXPECT_TRUE(BitEqual(again.logits, base.logits));
 }
 
 }  // namespace

@@ -27,8 +27,10 @@ struct ModelConfig {
   float rms_eps = 1e-5f;               // RMSNorm epsilon
   uint64_t seed = 1;                   // synthetic weight seed
 
-  // Presets: "tiny" (tests: 2 layers, width 64), "demo" (~100M parameters: 12 layers,
-  // width 768, 12 query / 4 KV heads of 64, SwiGLU 3072, 16 tokens per block).
+  // Presets: "tiny" (tests: 2 layers, width 64), "small" (~25M parameters: 8 layers,
+  // width 512, 8 query / 4 KV heads of 64, SwiGLU 1536, 16 tokens per block, 8K context;
+  // the end-to-end serve test), "demo" (~100M parameters: 12 layers, width 768, 12 query /
+  // 4 KV heads of 64, SwiGLU 3072, 16 tokens per block).
   static Result<ModelConfig> Preset(std::string_view name, uint64_t seed = 1);
 
   // InvalidArgument naming the bad field, or OK.
