@@ -73,6 +73,9 @@ class ServeProcess {
       if (var.starts_with("STRATA_") || var.starts_with("DYN_KVBM_")) continue;
       envp.push_back(*e);
     }
+    // Its own metrics port: any free one, so no fixed port (6880) can collide.
+    static char metrics_port[] = "STRATA_METRICS_PORT=0";
+    envp.push_back(metrics_port);
     envp.push_back(nullptr);
 
     posix_spawn_file_actions_t actions;
@@ -403,6 +406,14 @@ TEST(ServeE2eTest, SecondRequestReusesTheCacheAndIsFasterAndIdentical) {
     EXPECT_GT(first.ttft_seconds, 0);
     EXPECT_LT(second.ttft_seconds, first.ttft_seconds);
     first_text = first.text;
+
+    // Prometheus metrics on the API port saw both requests and the reuse.
+    const HttpResponse metrics = Request(server.port(), "GET", "/metrics");
+    EXPECT_EQ(metrics.status, 200);
+    EXPECT_NE(metrics.body.find("strata_ttft_seconds_count 2"), std::string::npos) << metrics.body;
+    const size_t at = metrics.body.find("\nkvbm_matched_tokens ");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GT(std::stod(metrics.body.substr(at + 22)), 0.0);
     ExpectCleanExit(server);
   }
 

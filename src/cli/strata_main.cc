@@ -32,6 +32,8 @@
 
 #include "engine/engine.h"
 #include "engine/model_config.h"
+#include "metrics/metrics_server.h"
+#include "metrics/strata_metrics.h"
 #include "server/server.h"
 #include "strata/block_key.h"
 #include "strata/block_manager.h"
@@ -250,17 +252,22 @@ sigset_t BlockStopSignals() {
 }
 
 // The resources of a running server. Destroyed in reverse order of construction:
-// server (no new requests), engine (cancels what is in flight, waits for its
-// transfers), then the BlockManager (finishes queued disk writes, closes G3).
+// metrics endpoint and server (no new requests), engine (cancels what is in flight, waits
+// for its transfers), then the BlockManager (finishes queued disk writes, closes G3).
 struct ServeStack {
+  std::shared_ptr<metrics::StrataMetrics> metrics;
   std::unique_ptr<BlockManager> manager;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<server::Server> server;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
 
   void Shutdown() {
+    if (metrics_server) metrics_server->Stop();
     if (server) server->Stop();
+    metrics_server.reset();
     server.reset();
     engine.reset();
+    if (metrics) metrics->AttachBlockManager(nullptr);  // waits out a scrape in flight
     manager.reset();
   }
 };
@@ -296,12 +303,15 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
   const KvLayout layout = model.kv_layout();
   const uint64_t block_bytes = layout.block_bytes();
 
+  STRATA_ASSIGN_OR_RETURN(stack->metrics, metrics::StrataMetrics::Create());
   std::string tiers = "Strata off (baseline: every prompt is computed)";
   if (s.strata_enabled) {
-    const BlockManagerOptions options = ManagerOptionsFor(config, model);
+    BlockManagerOptions options = ManagerOptionsFor(config, model);
+    options.observer = stack->metrics;  // load and store latency histograms
     Result<std::unique_ptr<BlockManager>> manager = BlockManager::Create(options);
     if (!manager.ok()) return manager.status().WithContext("creating the BlockManager");
     stack->manager = std::move(manager).value();
+    stack->metrics->AttachBlockManager(stack->manager.get());
     const BlockManagerStats st = stack->manager->stats();
     tiers = fmt::format("G2 host {} ({} blocks)", FormatGiB(options.host.capacity_bytes),
                         st.host_capacity_blocks);
@@ -341,19 +351,39 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
   server::ServerOptions so;
   so.host = s.host;
   so.port = s.port;
+  so.observer = stack->metrics.get();                  // TTFT, inter-token latency, requests
+  so.extra_routes.push_back(stack->metrics->Route());  // /metrics on the API port too
   Result<std::unique_ptr<server::Server>> server = server::Server::Start(so, stack->engine.get());
   if (!server.ok()) return server.status().WithContext("starting the HTTP server");
   stack->server = std::move(server).value();
 
+  // The Prometheus endpoint on its own port (127.0.0.1:6880 unless configured). A busy
+  // port does not stop the server: /metrics stays on the API port, and the log says so.
+  std::string metrics_where = fmt::format("http://{}:{}/metrics", s.host, stack->server->port());
+  if (s.metrics_enabled) {
+    auto ms = metrics::MetricsServer::Start({.host = s.host, .port = s.metrics_port},
+                                            [m = stack->metrics] { return m->Render(); });
+    if (ms.ok()) {
+      stack->metrics_server = std::move(ms).value();
+      metrics_where = fmt::format("http://{}:{}/metrics and {}", s.host,
+                                  stack->metrics_server->port(), metrics_where);
+    } else {
+      spdlog::error(
+          "strata serve: metrics endpoint on port {} not started: {}; /metrics is "
+          "still served at {}",
+          s.metrics_port, ms.status().ToString(), metrics_where);
+    }
+  }
+
   *summary = fmt::format(
       "strata serve: ready at http://{}:{} | model {} (preset {}, seed {}, {:.1f}M parameters, "
       "{} tokens/block, {} KiB/block, context {}) | device cache {} ({} blocks), batch {}, "
-      "prefill chunk {} | {}",
+      "prefill chunk {} | {} | metrics at {}",
       s.host, stack->server->port(), stack->server->model_name(), model.name, model.seed,
       static_cast<double>(model.num_parameters()) / 1e6, layout.tokens_per_block,
       block_bytes / 1024, model.max_context_tokens,
       FormatGiB(uint64_t{stack->engine->kv_cache().num_blocks()} * block_bytes),
-      stack->engine->kv_cache().num_blocks(), s.max_batch, s.prefill_chunk, tiers);
+      stack->engine->kv_cache().num_blocks(), s.max_batch, s.prefill_chunk, tiers, metrics_where);
   return Status::Ok();
 }
 
