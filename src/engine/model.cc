@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -31,6 +32,22 @@ std::vector<float> Synthetic(uint64_t seed, uint64_t id, size_t count, float sca
     x = center + (2.0f * u - 1.0f) * scale;
   }
   return v;
+}
+
+// Runs fn(begin, end) over row ranges covering [0, n), split between the kernel threads
+// when the rows hold enough work (`row_cost` ~ element operations per row) to pay for a
+// wake-up. Rows are independent, so the split changes no result.
+void ForRows(uint32_t n, uint64_t row_cost, const std::function<void(uint32_t, uint32_t)>& fn) {
+  const uint32_t parts = static_cast<uint32_t>(
+      std::min<uint64_t>({kernels::NumThreads(), n, std::max<uint64_t>(1, n * row_cost >> 17)}));
+  if (parts <= 1) {
+    fn(0, n);
+    return;
+  }
+  kernels::ParallelFor(parts, [&](uint32_t part, uint32_t) {
+    fn(static_cast<uint32_t>(uint64_t{n} * part / parts),
+       static_cast<uint32_t>(uint64_t{n} * (part + 1) / parts));
+  });
 }
 
 }  // namespace
@@ -131,9 +148,11 @@ Status Model::Forward(std::span<const ForwardRow> rows,
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     const Layer& layer = layers_[l];
     // Attention block. Padding slots are all-zero and stay so through every step.
-    for (uint32_t s = 0; s < slots; ++s)
-      kernels::RmsNorm(&ws.x[size_t{s} * c.hidden], layer.attn_norm.data(), c.hidden, c.rms_eps,
-                       &ws.xn[size_t{s} * c.hidden]);
+    ForRows(slots, c.hidden, [&](uint32_t s0, uint32_t s1) {
+      for (uint32_t s = s0; s < s1; ++s)
+        kernels::RmsNorm(&ws.x[size_t{s} * c.hidden], layer.attn_norm.data(), c.hidden, c.rms_eps,
+                         &ws.xn[size_t{s} * c.hidden]);
+    });
     kernels::MatMulT(ws.xn.data(), slots, c.hidden, layer.wqkv.data(), nqkv, ws.qkv.data());
     for (size_t i = 0; i < rows.size(); ++i) {
       float* qkv = &ws.qkv[size_t{ws.slot[i]} * nqkv];
@@ -152,20 +171,30 @@ Status Model::Forward(std::span<const ForwardRow> rows,
     ws.attn.assign(size_t{slots} * nq, 0.0f);
     Attention(rows, block_tables, kv, l, ws);
     kernels::MatMulT(ws.attn.data(), slots, nq, layer.wo.data(), c.hidden, ws.proj.data());
-    kernels::Add(ws.x.data(), ws.proj.data(), slots * c.hidden);
+    ForRows(slots, c.hidden, [&](uint32_t s0, uint32_t s1) {
+      kernels::Add(&ws.x[size_t{s0} * c.hidden], &ws.proj[size_t{s0} * c.hidden],
+                   (s1 - s0) * c.hidden);
+    });
 
     // SwiGLU block.
-    for (uint32_t s = 0; s < slots; ++s)
-      kernels::RmsNorm(&ws.x[size_t{s} * c.hidden], layer.mlp_norm.data(), c.hidden, c.rms_eps,
-                       &ws.xn[size_t{s} * c.hidden]);
+    ForRows(slots, c.hidden, [&](uint32_t s0, uint32_t s1) {
+      for (uint32_t s = s0; s < s1; ++s)
+        kernels::RmsNorm(&ws.x[size_t{s} * c.hidden], layer.mlp_norm.data(), c.hidden, c.rms_eps,
+                         &ws.xn[size_t{s} * c.hidden]);
+    });
     kernels::MatMulT(ws.xn.data(), slots, c.hidden, layer.w_gate_up.data(), 2 * c.ffn,
                      ws.gate_up.data());
-    for (uint32_t s = 0; s < slots; ++s)
-      kernels::SiluMul(&ws.gate_up[size_t{s} * 2 * c.ffn],
-                       &ws.gate_up[size_t{s} * 2 * c.ffn + c.ffn], c.ffn,
-                       &ws.act[size_t{s} * c.ffn]);
+    ForRows(slots, uint64_t{16} * c.ffn, [&](uint32_t s0, uint32_t s1) {
+      for (uint32_t s = s0; s < s1; ++s)
+        kernels::SiluMul(&ws.gate_up[size_t{s} * 2 * c.ffn],
+                         &ws.gate_up[size_t{s} * 2 * c.ffn + c.ffn], c.ffn,
+                         &ws.act[size_t{s} * c.ffn]);
+    });
     kernels::MatMulT(ws.act.data(), slots, c.ffn, layer.w_down.data(), c.hidden, ws.proj.data());
-    kernels::Add(ws.x.data(), ws.proj.data(), slots * c.hidden);
+    ForRows(slots, c.hidden, [&](uint32_t s0, uint32_t s1) {
+      kernels::Add(&ws.x[size_t{s0} * c.hidden], &ws.proj[size_t{s0} * c.hidden],
+                   (s1 - s0) * c.hidden);
+    });
   }
 
   if (logits == nullptr) return Status::Ok();
@@ -190,68 +219,104 @@ void Model::Attention(std::span<const ForwardRow> rows,
                       std::span<const std::span<const uint32_t>> block_tables,
                       const PagedKvCache& kv, uint32_t layer, Workspace& ws) const {
   const ModelConfig& c = config_;
-  const uint32_t tpb = c.tokens_per_block, d = c.head_dim;
-  const uint32_t nq = c.num_heads * d, nkv = c.num_kv_heads * d, nqkv = nq + 2 * nkv;
-  const uint32_t heads_per_kv = c.num_heads / c.num_kv_heads;
+  const uint32_t tpb = c.tokens_per_block, d = c.head_dim, kv_heads = c.num_kv_heads;
+  const uint32_t nq = c.num_heads * d, nkv = kv_heads * d, nqkv = nq + 2 * nkv;
+  const uint32_t heads_per_kv = c.num_heads / kv_heads;
+  // Query rows per tile: they share every load of a key group and of a value chunk.
   constexpr uint32_t kTileRows = 16;
 
-  // Rows grouped by sequence; each (row, head) is computed alone and in position order,
-  // the grouping only shares key/value reads.
+  // Rows grouped by sequence and cut into tiles; each (row, head) is computed alone and
+  // in position order, so the grouping only shares key/value reads.
   std::vector<uint32_t> order(rows.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     return rows[a].seq != rows[b].seq ? rows[a].seq < rows[b].seq : rows[a].pos < rows[b].pos;
   });
-  ws.key_t.resize(size_t{d} * tpb);
-  std::vector<const float*> q_ptr, k_ptr, v_ptr;
-  std::vector<float*> out_ptr;
-  std::vector<uint32_t> pos;
-  std::vector<float> denom;
-
-  for (size_t begin = 0; begin < order.size();) {
-    size_t end = begin + 1;
-    while (end < order.size() && end - begin < kTileRows &&
-           rows[order[end]].seq == rows[order[begin]].seq)
-      ++end;
-    const uint32_t n = static_cast<uint32_t>(end - begin);
-    const std::span<const uint32_t> table = block_tables[rows[order[begin]].seq];
-    pos.clear();
-    for (size_t i = begin; i < end; ++i) pos.push_back(rows[order[i]].pos);
-    const uint32_t span_len = *std::max_element(pos.begin(), pos.end()) + 1;
-    const uint32_t num_blocks = (span_len + tpb - 1) / tpb;
-    ws.scores.resize(size_t{n} * heads_per_kv * span_len);
-    denom.resize(size_t{n} * heads_per_kv);
-    for (uint32_t g = 0; g < c.num_kv_heads; ++g) {
-      q_ptr.clear();
-      out_ptr.clear();
-      for (size_t i = begin; i < end; ++i) {
-        const size_t slot = ws.slot[order[i]];
-        q_ptr.push_back(&ws.qkv[slot * nqkv + size_t{g} * heads_per_kv * d]);
-        out_ptr.push_back(&ws.attn[slot * nq + size_t{g} * heads_per_kv * d]);
-      }
-      k_ptr.clear();
-      v_ptr.clear();
-      for (uint32_t b = 0; b < num_blocks; ++b) {
-        k_ptr.push_back(kv.chunk(layer, 0, table[b]) + size_t{g} * d);
-        v_ptr.push_back(kv.chunk(layer, 1, table[b]) + size_t{g} * d);
-      }
-      kernels::Attend(kernels::AttentionTile{.head_dim = d,
-                                             .tokens_per_block = tpb,
-                                             .heads = heads_per_kv,
-                                             .token_stride = nkv,
-                                             .num_rows = n,
-                                             .span = span_len,
-                                             .q = q_ptr.data(),
-                                             .pos = pos.data(),
-                                             .k = k_ptr.data(),
-                                             .v = v_ptr.data(),
-                                             .out = out_ptr.data(),
-                                             .scores = ws.scores.data(),
-                                             .key_t = ws.key_t.data(),
-                                             .denom = denom.data()});
+  struct Seq {
+    uint32_t seq = 0, span = 0;
+    size_t key_t = 0;  // offset of its first KV head's transposed keys in ws.key_t
+  };
+  struct Tile {
+    uint32_t begin = 0, end = 0, seq = 0;  // rows order[begin, end) of seqs[seq]
+  };
+  std::vector<Seq> seqs;
+  std::vector<Tile> tiles;
+  size_t key_t_floats = 0, scratch_floats = 0;
+  uint64_t work = 0;  // query rows x keys, summed over tiles
+  for (uint32_t begin = 0; begin < order.size();) {
+    uint32_t end = begin + 1;
+    while (end < order.size() && rows[order[end]].seq == rows[order[begin]].seq) ++end;
+    Seq s{rows[order[begin]].seq, rows[order[end - 1]].pos + 1, key_t_floats};
+    key_t_floats += size_t{kv_heads} * kernels::KeyGroupsFloats(s.span, d);
+    for (uint32_t t = begin; t < end; t += kTileRows) {
+      const uint32_t t_end = std::min(end, t + kTileRows);
+      tiles.push_back({t, t_end, static_cast<uint32_t>(seqs.size())});
+      work += uint64_t{t_end - t} * (rows[order[t_end - 1]].pos + 1);
+      scratch_floats = std::max(
+          scratch_floats,
+          kernels::AttendScratchFloats(t_end - t, heads_per_kv, rows[order[t_end - 1]].pos + 1));
     }
+    seqs.push_back(s);
     begin = end;
   }
+  ws.key_t.resize(key_t_floats);
+  // One thread when the whole attention is a few million multiply-adds (decode steps of
+  // short sequences): a wake-up would cost more.
+  const uint32_t threads = work * c.num_heads * d < (uint64_t{4} << 20) ? 1 : kernels::NumThreads();
+  ws.scratch.resize(threads);
+  for (auto& s : ws.scratch) s.resize(std::max(s.size(), scratch_floats));
+
+  // Keys of every (sequence, KV head) transposed once for all its tiles.
+  kernels::ParallelFor(
+      static_cast<uint32_t>(seqs.size()) * kv_heads,
+      [&](uint32_t task, uint32_t) {
+        const Seq& s = seqs[task / kv_heads];
+        const uint32_t g = task % kv_heads;
+        const std::span<const uint32_t> table = block_tables[s.seq];
+        std::vector<const float*> k((s.span + tpb - 1) / tpb);
+        for (uint32_t b = 0; b < k.size(); ++b) k[b] = kv.chunk(layer, 0, table[b]) + size_t{g} * d;
+        kernels::TransposeKeys(k.data(), tpb, nkv, d, s.span,
+                               &ws.key_t[s.key_t + g * kernels::KeyGroupsFloats(s.span, d)]);
+      },
+      threads);
+
+  // (tile, KV head) tasks, longest tiles (latest positions) first for balance.
+  const uint32_t num_tiles = static_cast<uint32_t>(tiles.size());
+  kernels::ParallelFor(
+      num_tiles * kv_heads,
+      [&](uint32_t task, uint32_t worker) {
+        const Tile& tile = tiles[num_tiles - 1 - task / kv_heads];
+        const uint32_t g = task % kv_heads;
+        const Seq& s = seqs[tile.seq];
+        const std::span<const uint32_t> table = block_tables[s.seq];
+        const uint32_t n = tile.end - tile.begin;
+        std::vector<const float*> q_ptr(n), v_ptr;
+        std::vector<float*> out_ptr(n);
+        std::vector<uint32_t> pos(n);
+        for (uint32_t i = 0; i < n; ++i) {
+          const uint32_t row = order[tile.begin + i];
+          const size_t slot = ws.slot[row];
+          q_ptr[i] = &ws.qkv[slot * nqkv + size_t{g} * heads_per_kv * d];
+          out_ptr[i] = &ws.attn[slot * nq + size_t{g} * heads_per_kv * d];
+          pos[i] = rows[row].pos;
+        }
+        const uint32_t span = pos[n - 1] + 1;
+        for (uint32_t b = 0; b < (span + tpb - 1) / tpb; ++b)
+          v_ptr.push_back(kv.chunk(layer, 1, table[b]) + size_t{g} * d);
+        kernels::Attend(kernels::AttentionTile{
+            .head_dim = d,
+            .tokens_per_block = tpb,
+            .heads = heads_per_kv,
+            .token_stride = nkv,
+            .num_rows = n,
+            .q = q_ptr.data(),
+            .pos = pos.data(),
+            .key_t = &ws.key_t[s.key_t + g * kernels::KeyGroupsFloats(s.span, d)],
+            .v = v_ptr.data(),
+            .out = out_ptr.data(),
+            .scratch = ws.scratch[worker].data()});
+      },
+      threads);
 }
 
 }  // namespace strata::engine

@@ -5,8 +5,10 @@
 // decode tokens alike are rows (sequence, position, token). Each row writes its K/V into
 // its sequence's blocks and attends to positions 0..pos of that sequence. A row's KV and
 // logits are bit-identical whatever else shares the pass and however the prompt was
-// chunked (see kernels.h): rows are laid out in GEMM "slots" by position modulo the BLAS
-// row group, and attention runs per row in a fixed order.
+// chunked, and however many threads run it (see kernels.h): rows are laid out in GEMM
+// "slots" by position modulo the BLAS row group, and attention runs per row in a fixed
+// order. Forward uses kernels::NumThreads() threads (GEMM row groups, attention tiles and
+// heads, and row-wise steps are split between them).
 //
 // Thread-compatible: the weights are immutable; a Workspace serves one Forward at a time.
 #pragma once
@@ -33,7 +35,9 @@ struct ForwardRow {
 // Scratch buffers of Forward, reused across calls.
 struct Workspace {
   std::vector<float> x, xn, qkv, attn, proj, gate_up, act, logits_all;
-  std::vector<float> rope_cos, rope_sin, key_t, scores;
+  std::vector<float> rope_cos, rope_sin;
+  std::vector<float> key_t;                 // transposed keys of every (sequence, KV head)
+  std::vector<std::vector<float>> scratch;  // attention scratch, one per kernel thread
   std::vector<uint32_t> slot;
 };
 
