@@ -14,6 +14,7 @@
 
 #include "strata/fault_injection.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace strata::engine {
@@ -150,7 +151,7 @@ TEST(EngineTest, BatchingWithOtherRequestsDoesNotChangeOutput) {
   Driver d(o);
   std::vector<std::future<Outcome>> others;
   for (int i = 0; i < 4; ++i)
-    others.push_back(d.Start(Req("o" + std::to_string(i), Prompt(10 + 9 * i, 50 + i), 15)));
+    others.push_back(d.Start(Req(fmt::format("o{}", i), Prompt(10 + 9 * i, 50 + i), 15)));
   auto x = d.Start(Req("x", prompt, 12));
   const auto got = x.get();
   for (auto& f : others) EXPECT_EQ(f.get().final_event.finish_reason, FinishReason::kLength);
@@ -268,10 +269,10 @@ TEST(EngineStrataTest, ReuseIsBitIdenticalToNoStrata) {
   // 39 tokens: 9 full blocks + 3; 40 tokens: exactly 10 blocks (the last stays computed).
   for (size_t len : {39u, 40u, 5u}) {
     const auto prompt = Prompt(len, 10 + len);
-    const auto base = without.Run(Req("b" + std::to_string(len), prompt, 7));
-    const auto first = with.Run(Req("f" + std::to_string(len), prompt, 7));
+    const auto base = without.Run(Req(fmt::format("b{}", len), prompt, 7));
+    const auto first = with.Run(Req(fmt::format("f{}", len), prompt, 7));
     ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
-    const auto second = with.Run(Req("s" + std::to_string(len), prompt, 7));
+    const auto second = with.Run(Req(fmt::format("s{}", len), prompt, 7));
     EXPECT_EQ(first.final_event.cached_tokens, 0u);
     const uint32_t tpb = model.tokens_per_block;
     EXPECT_EQ(second.final_event.cached_tokens, (len - 1) / tpb * tpb) << len;
@@ -324,11 +325,11 @@ TEST(EngineStrataTest, ConcurrentReuseUnderBatching) {
   with.Run(Req("warm", shared, 2));
   ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
   std::vector<std::future<Outcome>> fs;
-  for (int i = 0; i < 5; ++i) fs.push_back(with.Start(Req("p" + std::to_string(i), prompts[i], 6)));
+  for (int i = 0; i < 5; ++i) fs.push_back(with.Start(Req(fmt::format("p{}", i), prompts[i], 6)));
   for (int i = 0; i < 5; ++i) {
     const auto got = fs[i].get();
     EXPECT_GT(got.final_event.cached_tokens, 0u);
-    const auto want = without.Run(Req("q" + std::to_string(i), prompts[i], 6));
+    const auto want = without.Run(Req(fmt::format("q{}", i), prompts[i], 6));
     EXPECT_EQ(got.tokens, want.tokens);
     EXPECT_TRUE(BitEqual(got.logits, want.logits)) << i;
   }

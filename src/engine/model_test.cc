@@ -219,5 +219,23 @@ TEST(ModelTest, ForwardFlopsCountsWeightsAndAttention) {
                    2 * weights + 4.0 * c.num_layers * c.num_heads * c.head_dim);
 }
 
+// The kernels' thread pool splits attention, GEMMs and element-wise work between threads;
+// no split may change a bit of the logits or the KV.
+TEST(ModelTest, ThreadCountDoesNotChangeAnyBit) {
+  const auto prompt = Prompt(200, 9);
+  const uint32_t saved = kernels::NumThreads();
+  std::vector<float> logits[2], kv[2];
+  for (uint32_t threads : {1u, 2u}) {
+    kernels::SetNumThreads(threads);
+    Harness h;
+    const auto table = h.Blocks(prompt.size());
+    logits[threads - 1] = h.Prefill(prompt, table, 1000);
+    kv[threads - 1] = h.Kv(table, prompt.size());
+  }
+  kernels::SetNumThreads(saved);
+  EXPECT_TRUE(BitEqual(logits[0], logits[1]));
+  EXPECT_TRUE(BitEqual(kv[0], kv[1]));
+}
+
 }  // namespace
 }  // namespace strata::engine
