@@ -20,7 +20,10 @@
 
 #include <cblas.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Each kernel in AVX-512, AVX2 and baseline variants, picked by an ifunc resolver at load
+// time. Not in sanitizer builds: the resolver runs before the sanitizer runtime is up and
+// crashes in its instrumentation.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(STRATA_SANITIZED)
 #define STRATA_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define STRATA_KERNEL
