@@ -20,10 +20,10 @@
 namespace strata::engine {
 
 struct SamplingParams {
-  uint32_t max_tokens = 16;   // tokens to generate at most (>= 1)
-  float temperature = 0.0f;   // 0 = greedy (argmax, ties to the lowest id)
-  float top_p = 1.0f;         // nucleus sampling when temperature > 0
-  uint64_t seed = 0;          // sampling RNG seed (temperature > 0)
+  uint32_t max_tokens = 16;  // tokens to generate at most (>= 1)
+  float temperature = 0.0f;  // 0 = greedy (argmax, ties to the lowest id)
+  float top_p = 1.0f;        // nucleus sampling when temperature > 0
+  uint64_t seed = 0;         // sampling RNG seed (temperature > 0)
   // Generation ends when the decoded text ends with one of these; the stop string is
   // not part of the output.
   std::vector<std::string> stop;

@@ -21,11 +21,10 @@ Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& option
   if (blocks >= (uint64_t{1} << 31))
     return Status::InvalidArgument(
         fmt::format("host tier of {} blocks exceeds 2^31 blocks", blocks));
-  auto buffer = HostBuffer::Allocate(
-      (blocks + staging_slots) * block_bytes,
-      {.huge_pages = options.huge_pages,
-                            .pin_for_cuda = options.pin_for_cuda,
-                            .prefault = options.prefault});
+  auto buffer = HostBuffer::Allocate((blocks + staging_slots) * block_bytes,
+                                     {.huge_pages = options.huge_pages,
+                                      .pin_for_cuda = options.pin_for_cuda,
+                                      .prefault = options.prefault});
   if (!buffer.ok()) return buffer.status();
   if (!policy) policy = MakeLruPolicy();
   return std::unique_ptr<HostTier>(new HostTier(static_cast<uint32_t>(blocks), staging_slots,
