@@ -153,5 +153,73 @@ TEST(HostTierTest, MetadataWithinSixtyFourBytesPerBlock) {
   }
 }
 
+// Write-back support: Reserve names the block it evicted, whose bytes are still in the slot.
+TEST(HostTierTest, ReserveSaysWhichBlockItEvicted) {
+  auto t = MakeTier(2);
+  std::optional<BlockKey> evicted;
+  uint32_t slot;
+  ASSERT_EQ(t->Reserve(K(1), &slot, &evicted), HostTier::ReserveResult::kReserved);
+  EXPECT_FALSE(evicted.has_value());  // a free slot
+  std::memset(t->data(slot), 1, kBlock);
+  t->Commit(slot);
+  Put(*t, 2);
+  ASSERT_EQ(t->Reserve(K(3), &slot, &evicted), HostTier::ReserveResult::kReserved);
+  ASSERT_TRUE(evicted.has_value());
+  EXPECT_EQ(*evicted, K(1));                           // the LRU block
+  EXPECT_EQ(t->data(slot)[kBlock - 1], std::byte{1});  // its bytes are still there
+  EXPECT_FALSE(t->Contains(K(1)));
+  t->Abort(slot);
+}
+
+TEST(HostTierTest, CommitKeepingLeasesHoldsTheBlocksUntilUnleased) {
+  auto t = MakeTier(2);
+  uint32_t a, b;
+  ASSERT_EQ(t->Reserve(K(1), &a), HostTier::ReserveResult::kReserved);
+  ASSERT_EQ(t->Reserve(K(2), &b), HostTier::ReserveResult::kReserved);
+  const uint32_t chain[] = {a, b};
+  t->Commit(chain, /*keep_leases=*/true);
+  EXPECT_TRUE(t->Contains(K(1)));
+  EXPECT_EQ(t->stats().leased_blocks, 2u);
+  uint32_t c;
+  EXPECT_EQ(t->Reserve(K(3), &c), HostTier::ReserveResult::kFull);  // nothing evictable
+  t->Unlease(chain);
+  EXPECT_EQ(t->stats().leased_blocks, 0u);
+  ASSERT_EQ(t->Reserve(K(3), &c), HostTier::ReserveResult::kReserved);
+  t->Abort(c);
+}
+
+TEST(HostTierTest, LeaseEachLeasesWhatIsThere) {
+  auto t = MakeTier(4);
+  Put(*t, 1);
+  Put(*t, 3);
+  const BlockKey keys[] = {K(1), K(2), K(3)};
+  uint32_t slots[3];
+  t->LeaseEach(keys, slots);
+  EXPECT_NE(slots[0], HostTier::kNoSlot);
+  EXPECT_EQ(slots[1], HostTier::kNoSlot);
+  EXPECT_NE(slots[2], HostTier::kNoSlot);
+  EXPECT_EQ(t->stats().leased_blocks, 2u);
+  t->Unlease(slots[0]);
+  t->Unlease(slots[2]);
+  EXPECT_EQ(t->stats().leased_blocks, 0u);
+}
+
+TEST(HostTierTest, StagingSlotsSitPastTheCapacityAndAreNeverUsedByTheTier) {
+  auto t = HostTier::Create({.capacity_bytes = 2 * kBlock, .pin_for_cuda = false}, kBlock, nullptr,
+                            /*staging_slots=*/3);
+  ASSERT_TRUE(t.ok());
+  HostTier& tier = **t;
+  EXPECT_EQ(tier.capacity_blocks(), 2u);
+  EXPECT_EQ(tier.total_slots(), 5u);
+  for (uint32_t s = 2; s < 5; ++s) std::memset(tier.data(s), 0x5a, kBlock);  // writable
+  for (uint8_t v = 1; v <= 6; ++v) {
+    uint32_t slot;
+    ASSERT_EQ(tier.Reserve(K(v), &slot), HostTier::ReserveResult::kReserved);
+    EXPECT_LT(slot, 2u);
+    tier.Commit(slot);
+  }
+  for (uint32_t s = 2; s < 5; ++s) EXPECT_EQ(tier.data(s)[0], std::byte{0x5a});
+}
+
 }  // namespace
 }  // namespace strata
