@@ -145,30 +145,25 @@ HostTier::ReserveResult HostTier::Reserve(const BlockKey& key, uint32_t* slot_ou
 
 void HostTier::Commit(uint32_t slot) {
   std::lock_guard lock(mu_);
-  CommitLocked(slot);
+  CommitLocked(slot, /*keep_lease=*/false);
 }
 
 void HostTier::Commit(std::span<const uint32_t> chain, bool keep_leases) {
   std::lock_guard lock(mu_);
-  for (size_t i = chain.size(); i > 0; --i) {
-    const uint32_t slot = chain[i - 1];
-    if (!keep_leases) {
-      CommitLocked(slot);
-      continue;
-    }
-    assert(slots_[slot].state() == SlotState::kWriting);
-    slots_[slot].set_state(SlotState::kReady);
-    slots_[slot].leases = 1;
-    ++leased_;
-    ++inserts_;
-  }
+  for (size_t i = chain.size(); i > 0; --i) CommitLocked(chain[i - 1], keep_leases);
 }
 
-void HostTier::CommitLocked(uint32_t slot) {
-  assert(slots_[slot].state() == SlotState::kWriting);
-  slots_[slot].set_state(SlotState::kReady);
-  policy_->Add(slot);
+void HostTier::CommitLocked(uint32_t slot, bool keep_lease) {
+  Slot& s = slots_[slot];
+  assert(s.state() == SlotState::kWriting);
+  s.set_state(SlotState::kReady);
   ++inserts_;
+  if (keep_lease) {  // leased, so not evictable until the caller's Unlease
+    s.leases = 1;
+    ++leased_;
+  } else {
+    policy_->Add(slot);
+  }
 }
 
 void HostTier::Abort(uint32_t slot) {

@@ -130,10 +130,10 @@ class HostTier {
   bool Evictable(const Slot& s) const {
     return s.state() == SlotState::kReady && s.leases == 0 && !s.pinned;
   }
-  void FreeSlot(uint32_t slot);               // REQUIRES(mu_)
-  void UnleaseLocked(uint32_t slot);          // REQUIRES(mu_)
-  void CommitLocked(uint32_t slot);           // REQUIRES(mu_)
-  uint32_t LeaseLocked(const BlockKey& key);  // REQUIRES(mu_)
+  void FreeSlot(uint32_t slot);                       // REQUIRES(mu_)
+  void UnleaseLocked(uint32_t slot);                  // REQUIRES(mu_)
+  void CommitLocked(uint32_t slot, bool keep_lease);  // REQUIRES(mu_)
+  uint32_t LeaseLocked(const BlockKey& key);          // REQUIRES(mu_)
 
   const uint32_t capacity_;
   const uint32_t staging_slots_;
