@@ -56,31 +56,33 @@ void DiskOffloader::Run() {
     writes.clear();
     for (const Item& it : items) writes.push_back({.key = it.key, .block = host_->data(it.slot)});
     disk_->WriteBatch(writes, ns_);
+    // Free the slots before counting: whoever sees a block counted as offloaded also
+    // sees its G2 lease (or write-back buffer) returned.
     slots.clear();
+    for (const Item& it : items) slots.push_back(it.slot);
+    release_(slots);
     for (size_t i = 0; i < items.size(); ++i) {
-      slots.push_back(items[i].slot);
       const DiskTier::BatchWrite& w = writes[i];
       if (!w.status.ok()) {
-        failed_.fetch_add(1, std::memory_order_relaxed);
+        failed_.fetch_add(1, std::memory_order_release);
         spdlog::warn("strata: offload of block {} to the disk tier dropped: {}",
                      items[i].key.ToHex(), w.status.ToString());
         continue;
       }
       switch (w.outcome) {
         case DiskWriteOutcome::kWritten:
-          written_.fetch_add(1, std::memory_order_relaxed);
-          bytes_written_.fetch_add(disk_->block_bytes(), std::memory_order_relaxed);
+          written_.fetch_add(1, std::memory_order_release);
+          bytes_written_.fetch_add(disk_->block_bytes(), std::memory_order_release);
           break;
         case DiskWriteOutcome::kPresent:
         case DiskWriteOutcome::kInFlight:
-          present_.fetch_add(1, std::memory_order_relaxed);
+          present_.fetch_add(1, std::memory_order_release);
           break;
         case DiskWriteOutcome::kNoSpace:
-          no_space_.fetch_add(1, std::memory_order_relaxed);
+          no_space_.fetch_add(1, std::memory_order_release);
           break;
       }
     }
-    release_(slots);
   }
 }
 
@@ -90,12 +92,12 @@ DiskOffloaderStats DiskOffloader::stats() const {
     std::lock_guard lock(mu_);
     s.queued = queue_.size();
   }
-  s.written = written_.load(std::memory_order_relaxed);
-  s.present = present_.load(std::memory_order_relaxed);
-  s.no_space = no_space_.load(std::memory_order_relaxed);
-  s.failed = failed_.load(std::memory_order_relaxed);
+  s.written = written_.load(std::memory_order_acquire);
+  s.present = present_.load(std::memory_order_acquire);
+  s.no_space = no_space_.load(std::memory_order_acquire);
+  s.failed = failed_.load(std::memory_order_acquire);
   s.queue_full = queue_full_.load(std::memory_order_relaxed);
-  s.bytes_written = bytes_written_.load(std::memory_order_relaxed);
+  s.bytes_written = bytes_written_.load(std::memory_order_acquire);
   return s;
 }
 
