@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "cli/bench_command.h"
 #include "engine/engine.h"
 #include "engine/model_config.h"
 #include "metrics/metrics_server.h"
@@ -483,6 +484,8 @@ int Main(int argc, char** argv) {
                    "GiB of the G3 disk tier; 0 disables it (default: disk.capacity_gb)")
       ->check(kGiBRange);
 
+  cli::BenchCommand bench(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -497,6 +500,7 @@ int Main(int argc, char** argv) {
     return RunKeys(config_path, keys_args);
   }
   if (serve_cmd->parsed()) return RunServe(config_path, serve_args);
+  if (bench.parsed()) return bench.Run();
   // No subcommand shows the configuration (`strata serve` starts a server, so it is asked for).
   return RunConfig(config_path);
 }
