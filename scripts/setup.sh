@@ -67,7 +67,7 @@ case "$cmd" in
     build "$ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_BENCH=OFF
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       ctest --test-dir "$ROOT/build-tsan" -j "$JOBS" --output-on-failure --timeout 900 \
-      -R 'Concurrency|BlockManager|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk|Hierarchy|Server|ModelTest|KernelsTest|MultiRoundQa' \
+      -R 'Concurrency|BlockManager|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk|Hierarchy|Server|ModelTest|KernelsTest|MultiRoundQa|SharedTierTest|FsStore|RedisStore' \
       -E 'LargerThanOneGib'
     ;;
   *)

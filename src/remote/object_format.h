@@ -1,6 +1,6 @@
 // The object a G4 store keeps per block: a fixed 128-byte header, then the payload.
-// The same bytes go to a shared-filesystem file or a Redis value; docs/remote_tiers.md
-// is the written spec and this file its only implementation.
+// The same bytes go to a shared-filesystem file or a Redis value; this table is the
+// spec (docs/tiers.md, "G4", describes the tier) and this file its only implementation.
 //
 //   offset size field
 //   0      8    magic "STRATAG4"
