@@ -129,15 +129,17 @@ class StoreHandle : public TransferHandle {
 
 struct BlockManagerStats {
   uint64_t match_calls = 0;
-  uint64_t match_prompt_blocks = 0;    // full blocks in matched prompts
-  uint64_t match_hit_blocks = 0;       // of those, blocks found (any tier)
-  uint64_t match_hit_blocks_host = 0;  // ... found in G2
-  uint64_t match_hit_blocks_disk = 0;  // ... found in G3 (and not in G2)
+  uint64_t match_prompt_blocks = 0;      // full blocks in matched prompts
+  uint64_t match_hit_blocks = 0;         // of those, blocks found (any tier)
+  uint64_t match_hit_blocks_host = 0;    // ... found in G2
+  uint64_t match_hit_blocks_disk = 0;    // ... found in G3 (and not in G2)
+  uint64_t match_hit_blocks_shared = 0;  // ... found in G4 (where G2 and G3 stopped)
   uint64_t matched_tokens = 0;
   uint64_t load_calls = 0;
-  uint64_t loaded_blocks = 0;            // into device blocks, from any tier
-  uint64_t loaded_blocks_from_disk = 0;  // of those, read from G3 (onboard disk -> device)
-  uint64_t promoted_blocks = 0;          // G3 hits copied into G2 on the way
+  uint64_t loaded_blocks = 0;              // into device blocks, from any tier
+  uint64_t loaded_blocks_from_disk = 0;    // of those, read from G3 (onboard disk -> device)
+  uint64_t loaded_blocks_from_shared = 0;  // of those, read from G4
+  uint64_t promoted_blocks = 0;            // G3 hits copied into G2 on the way
   uint64_t load_failed_blocks = 0;
   uint64_t load_cancelled_blocks = 0;
   uint64_t loaded_bytes = 0;
@@ -179,6 +181,21 @@ struct BlockManagerStats {
   uint64_t disk_recovered_blocks = 0;  // found at start-up (warm restart)
   uint64_t disk_index_bytes = 0;
   bool disk_direct_io = false;
+  // G4 shared tier (all zero without one).
+  bool shared_enabled = false;
+  bool shared_available = false;         // the store answers now
+  uint64_t shared_publish_queued = 0;    // blocks waiting to be published now
+  uint64_t shared_published_blocks = 0;  // written to the store by this node
+  uint64_t shared_published_bytes = 0;
+  uint64_t shared_publish_present = 0;     // already in the store (another node published it)
+  uint64_t shared_publish_failed = 0;      // put errors (store down, timeout, I/O)
+  uint64_t shared_publish_dropped = 0;     // queue full or failed
+  uint64_t shared_load_misses = 0;         // matched, then gone at load (evicted by a node)
+  uint64_t shared_load_errors = 0;         // corrupt, unavailable, timed out, I/O
+  uint64_t shared_corruptions = 0;         // objects that failed verification (removed)
+  uint64_t shared_unavailable_events = 0;  // times the store was marked down
+  uint64_t shared_evictions = 0;           // objects this node evicted to keep its budget
+  uint64_t shared_bytes_read = 0;
 };
 
 class BlockManager {

@@ -2,10 +2,13 @@
 // file and environment variables override them (strata/config.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "strata/admission.h"
 #include "strata/block_key.h"
@@ -79,6 +82,60 @@ struct DiskTierOptions {
   // Tests: a fault plan attached to every segment file (strata/fault_injection.h).
   std::shared_ptr<FaultInjector> faults;
 
+  Status Validate() const;
+};
+
+class RemoteStore;  // src/remote/remote_store.h
+
+// G4: a store shared by many nodes, so a prefix one engine instance computed is reused by
+// every other. Blocks are published write-through from G2 (in the background, never
+// waited for) and found by Match where the local tiers stop; loads stage through G2.
+enum class SharedTierKind : uint8_t {
+  kNone,        // no shared tier (default)
+  kFilesystem,  // NFS, Lustre, WEKA, VAST or any POSIX mount (docs/shared_fs_tier.md)
+  kRedis,       // Redis or Valkey, one node or a cluster (docs/redis_tier.md)
+};
+std::string_view SharedTierKindName(SharedTierKind kind);  // "none", "fs", "redis"
+Result<SharedTierKind> ParseSharedTierKind(std::string_view name);
+
+struct SharedTierOptions {
+  SharedTierKind kind = SharedTierKind::kNone;
+  // kFilesystem: the shared directory (created when missing), and the bytes this node
+  // keeps it within by evicting the least recently used objects (0 = no budget).
+  std::string directory;
+  uint64_t capacity_bytes = 0;
+  // kFilesystem: objects used within this long are never evicted by any node (a reader on
+  // another node may have them open). Default 30 s.
+  std::chrono::milliseconds grace_period{30000};
+  // kRedis: "host:port" of each node (a cluster needs one or more; the slot map is read
+  // from them), AUTH user (may be empty) and password (empty: no AUTH).
+  std::vector<std::string> endpoints;
+  bool cluster = false;
+  std::string username;
+  std::string password;
+  // kRedis over TLS: CA file to verify the server, optional client certificate and key,
+  // the name to verify (default: the host of the endpoint).
+  bool tls = false;
+  std::string tls_ca_file, tls_cert_file, tls_key_file, tls_server_name;
+  bool tls_verify_peer = true;
+  // kRedis: prefix of every key ("strata:" + hex key), and an expiry for published
+  // objects (0 = none: the server's maxmemory policy evicts).
+  std::string key_prefix = "strata:";
+  uint32_t ttl_seconds = 0;
+  // Longest a shared-tier call may take before it fails (and, for Redis, the node is
+  // marked down and retried with backoff). Default 2 s.
+  std::chrono::milliseconds io_timeout{2000};
+  // Threads publishing blocks and the blocks that may wait for them; past it a
+  // publication is dropped (counted). Defaults 1 and 256.
+  uint32_t writer_threads = 1;
+  uint32_t max_queued_writes = 256;
+  // Copy a block loaded from G4 into G2 so its next load is local. Default true.
+  bool promote_hits = true;
+  // Tests, or a store of your own built against src/remote/remote_store.h: used instead
+  // of opening one from `kind`.
+  std::shared_ptr<RemoteStore> store;
+
+  bool enabled() const { return kind != SharedTierKind::kNone || store != nullptr; }
   Status Validate() const;
 };
 
@@ -164,6 +221,8 @@ struct BlockManagerOptions {
   DiskTierOptions disk;
   // Write modes, admission and promotion between the tiers.
   HierarchyOptions hierarchy;
+  // G4 shared tier (off unless shared.kind is set; needs the host tier).
+  SharedTierOptions shared;
   // The transfer engine that moves blocks between tiers.
   TransferEngineOptions transfer;
   // Threads that run asynchronous loads and stores. Default 2.

@@ -186,6 +186,8 @@ struct ServeArgs {
   std::optional<std::string> disk_dir;
   std::optional<double> disk_gb;
   std::optional<double> host_gb;
+  std::optional<std::string> shared_fs;     // directory of a filesystem G4
+  std::optional<std::string> shared_redis;  // host:port[,host:port...] of a Redis G4
 };
 
 constexpr double kBytesPerGiB = double(uint64_t{1} << 30);
@@ -211,6 +213,22 @@ Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
   if (args.disk_dir) m.disk.directory = *args.disk_dir;
   if (args.disk_gb) m.disk.capacity_bytes = GiBToBytes(*args.disk_gb);
   if (args.host_gb) m.host.capacity_bytes = GiBToBytes(*args.host_gb);
+  if (args.shared_fs && args.shared_redis)
+    return Status::InvalidArgument("--shared-fs and --shared-redis: choose one shared tier");
+  if (args.shared_fs) {
+    m.shared.kind = SharedTierKind::kFilesystem;
+    m.shared.directory = *args.shared_fs;
+  }
+  if (args.shared_redis) {
+    m.shared.kind = SharedTierKind::kRedis;
+    m.shared.endpoints.clear();
+    for (size_t pos = 0; pos <= args.shared_redis->size();) {
+      size_t comma = args.shared_redis->find(',', pos);
+      if (comma == std::string::npos) comma = args.shared_redis->size();
+      if (comma > pos) m.shared.endpoints.push_back(args.shared_redis->substr(pos, comma - pos));
+      pos = comma + 1;
+    }
+  }
   STRATA_RETURN_IF_ERROR(s.Validate());
   if (s.strata_enabled) STRATA_RETURN_IF_ERROR(m.Validate());
   return Status::Ok();
@@ -327,6 +345,14 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
                       st.disk_recovered_blocks, st.disk_direct_io ? "" : "; buffered I/O");
     } else {
       tiers += ", no G3 disk tier";
+    }
+    if (st.shared_enabled) {
+      const SharedTierOptions& sh = options.shared;
+      tiers += fmt::format(", G4 shared {}{}",
+                           sh.kind == SharedTierKind::kRedis
+                               ? fmt::format("redis://{}", fmt::join(sh.endpoints, ","))
+                               : fmt::format("fs://{}", sh.directory),
+                           st.shared_available ? "" : " (unavailable now, retrying)");
     }
   }
 
@@ -479,6 +505,16 @@ int Main(int argc, char** argv) {
       ->check(kGiBRange);
   serve_cmd->add_option("--disk-dir", serve_args.disk_dir,
                         "Directory of the G3 disk tier (default: disk.directory)");
+  serve_cmd
+      ->add_option("--shared-fs", serve_args.shared_fs,
+                   "Share KV blocks with other instances through this directory (a "
+                   "shared mount: NFS, Lustre, WEKA, VAST...); the G4 tier")
+      ->option_text("DIR");
+  serve_cmd
+      ->add_option("--shared-redis", serve_args.shared_redis,
+                   "Share KV blocks with other instances through Redis/Valkey (one node "
+                   "or cluster seeds); the G4 tier. Password: STRATA_SHARED_PASSWORD")
+      ->option_text("HOST:PORT[,...]");
   serve_cmd
       ->add_option("--disk-gb", serve_args.disk_gb,
                    "GiB of the G3 disk tier; 0 disables it (default: disk.capacity_gb)")

@@ -8,12 +8,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 namespace strata {
@@ -254,6 +257,51 @@ Status ReadDeviceCacheGiB(const toml::node& node, double* out) {
   return Status::Ok();
 }
 
+// Milliseconds, at least 1.
+Status ReadMillis(const toml::node& node, std::chrono::milliseconds* out) {
+  uint32_t ms = 0;
+  STRATA_RETURN_IF_ERROR(ReadUInt32(node, 1, &ms));
+  *out = std::chrono::milliseconds(ms);
+  return Status::Ok();
+}
+
+// "host:port" entries: an array of strings, or one comma-separated string.
+Result<std::vector<std::string>> ParseEndpointList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view e = text.substr(pos, comma - pos);
+    while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
+    while (!e.empty() && e.back() == ' ') e.remove_suffix(1);
+    if (!e.empty()) {
+      const size_t colon = e.rfind(':');
+      if (colon == std::string_view::npos || colon == 0 || colon + 1 == e.size())
+        return Status::InvalidArgument(fmt::format("endpoint '{}' is not host:port", e));
+      out.emplace_back(e);
+    }
+    pos = comma + 1;
+  }
+  if (out.empty()) return Status::InvalidArgument("no endpoint given (expected host:port,...)");
+  return out;
+}
+
+Status ReadEndpoints(const toml::node& node, std::vector<std::string>* out) {
+  if (const auto* arr = node.as_array()) {
+    std::string joined;
+    for (const toml::node& e : *arr) {
+      STRATA_ASSIGN_OR_RETURN(std::string one, ReadString(e));
+      joined += one + ",";
+    }
+    STRATA_ASSIGN_OR_RETURN(*out, ParseEndpointList(joined));
+    return Status::Ok();
+  }
+  STRATA_ASSIGN_OR_RETURN(std::string text, ReadString(node));
+  STRATA_ASSIGN_OR_RETURN(*out, ParseEndpointList(text));
+  return Status::Ok();
+}
+
 // One configurable setting: how the file sets it and how `strata config` shows it.
 struct Setting {
   std::string_view table;
@@ -470,6 +518,113 @@ const Setting kSettings[] = {
      [](const StrataConfig& c) {
        return fmt::format("{}", c.manager.hierarchy.max_queued_disk_writes);
      }},
+    {"shared", "kind",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEnum(n, &ParseSharedTierKind, &c.manager.shared.kind);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("\"{}\"", SharedTierKindName(c.manager.shared.kind));
+     }},
+    {"shared", "directory",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.directory);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.directory); }},
+    {"shared", "capacity_gb",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadGiB(n, &c.manager.shared.capacity_bytes);
+     },
+     [](const StrataConfig& c) { return ShowSize(c.manager.shared.capacity_bytes, kGiBUnit); }},
+    {"shared", "grace_period_ms",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadMillis(n, &c.manager.shared.grace_period);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.shared.grace_period.count());
+     }},
+    {"shared", "endpoints",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadEndpoints(n, &c.manager.shared.endpoints);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("\"{}\"", fmt::join(c.manager.shared.endpoints, ","));
+     }},
+    {"shared", "cluster",
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.manager.shared.cluster); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.cluster); }},
+    {"shared", "username",
+     [](const toml::node& n, StrataConfig& c) {
+       STRATA_ASSIGN_OR_RETURN(c.manager.shared.username, ReadString(n));
+       return Status::Ok();
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.username); }},
+    {"shared", "password",
+     [](const toml::node& n, StrataConfig& c) {
+       STRATA_ASSIGN_OR_RETURN(c.manager.shared.password, ReadString(n));
+       return Status::Ok();
+     },
+     // Never printed: `strata config` output ends up in logs and bug reports.
+     [](const StrataConfig& c) {
+       return std::string(c.manager.shared.password.empty() ? "(none)" : "(set, hidden)");
+     }},
+    {"shared", "tls",
+     [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.manager.shared.tls); },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.tls); }},
+    {"shared", "tls_ca_file",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.tls_ca_file);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.tls_ca_file); }},
+    {"shared", "tls_cert_file",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.tls_cert_file);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.tls_cert_file); }},
+    {"shared", "tls_key_file",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.tls_key_file);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.tls_key_file); }},
+    {"shared", "tls_server_name",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.tls_server_name);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.tls_server_name); }},
+    {"shared", "tls_verify_peer",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.shared.tls_verify_peer);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.tls_verify_peer); }},
+    {"shared", "key_prefix",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.key_prefix);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.key_prefix); }},
+    {"shared", "ttl_seconds",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 0, &c.manager.shared.ttl_seconds);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.ttl_seconds); }},
+    {"shared", "io_timeout_ms",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadMillis(n, &c.manager.shared.io_timeout);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.io_timeout.count()); }},
+    {"shared", "writer_threads",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 64, &c.manager.shared.writer_threads);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.writer_threads); }},
+    {"shared", "max_queued_writes",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.shared.max_queued_writes);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.max_queued_writes); }},
+    {"shared", "promote_hits",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.shared.promote_hits);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.promote_hits); }},
     {"server", "host",
      [](const toml::node& n, StrataConfig& c) { return ReadNonEmptyString(n, &c.serve.host); },
      [](const StrataConfig& c) { return fmt::format("\"{}\"", c.serve.host); }},
@@ -506,8 +661,9 @@ const Setting kSettings[] = {
      [](const StrataConfig& c) { return fmt::format("{}", c.serve.metrics_enabled); }},
 };
 
-constexpr std::string_view kTables[] = {"model", "layout",    "keys",   "host",   "manager",
-                                        "disk",  "hierarchy", "server", "engine", "metrics"};
+constexpr std::string_view kTables[] = {"model",   "layout", "keys",   "host",
+                                        "manager", "disk",   "shared", "hierarchy",
+                                        "server",  "engine", "metrics"};
 
 // "[model], [layout], ... or [metrics]" for error messages.
 std::string TableList(std::string_view last_word) {
@@ -746,6 +902,16 @@ class EnvReader {
     NoteShadowed("DYN_KVBM_DISK_CACHE_GB", "STRATA_DISK_CACHE_GB");
     STRATA_RETURN_IF_ERROR(Enum("STRATA_HOST_TO_DISK", "hierarchy.host_to_disk", &ParseWriteMode,
                                 &o.hierarchy.host_to_disk));
+
+    // G4: kind, where, and the secret (best kept out of config files).
+    STRATA_RETURN_IF_ERROR(
+        Enum("STRATA_SHARED_KIND", "shared.kind", &ParseSharedTierKind, &o.shared.kind));
+    String("STRATA_SHARED_DIR", "shared.directory", &o.shared.directory);
+    STRATA_RETURN_IF_ERROR(
+        GiB("STRATA_SHARED_CAPACITY_GB", "shared.capacity_gb", &o.shared.capacity_bytes));
+    STRATA_RETURN_IF_ERROR(Enum("STRATA_SHARED_ENDPOINTS", "shared.endpoints", &ParseEndpointList,
+                                &o.shared.endpoints));
+    String("STRATA_SHARED_PASSWORD", "shared.password", &o.shared.password);
 
     String("STRATA_MODEL_FINGERPRINT", "model.fingerprint", &o.model_fingerprint);
     STRATA_RETURN_IF_ERROR(

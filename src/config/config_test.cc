@@ -646,3 +646,62 @@ TEST(DescribeConfigTest, ShowsNewSourcesAndDisabledDiskTier) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(ConfigSharedTierTest, RedisFromFilePasswordFromEnvironmentNeverShown) {
+  TempToml file(
+      "[shared]\nkind = \"redis\"\nendpoints = [\"127.0.0.1:7000\", \"127.0.0.1:7001\"]\n"
+      "cluster = true\nio_timeout_ms = 500\nttl_seconds = 3600\n");
+  Result<StrataConfig> config =
+      LoadConfig(file.path(), FixedEnv({{"STRATA_SHARED_PASSWORD", "s3cret"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const SharedTierOptions& s = config->manager.shared;
+  EXPECT_EQ(s.kind, SharedTierKind::kRedis);
+  EXPECT_EQ(s.endpoints, (std::vector<std::string>{"127.0.0.1:7000", "127.0.0.1:7001"}));
+  EXPECT_TRUE(s.cluster);
+  EXPECT_EQ(s.io_timeout.count(), 500);
+  EXPECT_EQ(s.ttl_seconds, 3600u);
+  EXPECT_EQ(s.password, "s3cret");
+  const std::string shown = DescribeConfig(*config);
+  EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("(set, hidden)"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("STRATA_SHARED_PASSWORD"), std::string::npos) << shown;
+}
+
+TEST(ConfigSharedTierTest, FilesystemFromEnvironment) {
+  Result<StrataConfig> config = LoadConfig("", FixedEnv({{"STRATA_SHARED_KIND", "fs"},
+                                                         {"STRATA_SHARED_DIR", "/mnt/kv"},
+                                                         {"STRATA_SHARED_CAPACITY_GB", "100"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.shared.kind, SharedTierKind::kFilesystem);
+  EXPECT_EQ(config->manager.shared.directory, "/mnt/kv");
+  EXPECT_EQ(config->manager.shared.capacity_bytes, uint64_t{100} << 30);
+}
+
+TEST(ConfigSharedTierTest, BadValuesAreRejectedWithTheirName) {
+  const struct {
+    const char* toml;
+    const char* expect;
+  } cases[] = {
+      {"[shared]\nkind = \"s3\"\n", "unknown shared tier kind"},
+      {"[shared]\nkind = \"redis\"\nendpoints = \"localhost\"\n", "not host:port"},
+      {"[shared]\nkind = \"redis\"\n", "endpoints"},
+      {"[shared]\nkind = \"fs\"\n", "directory"},
+      {"[shared]\nio_timeout_ms = 0\n", "io_timeout_ms"},
+  };
+  for (const auto& c : cases) {
+    TempToml file(c.toml);
+    Result<StrataConfig> config = LoadConfig(file.path(), NoEnv());
+    ASSERT_FALSE(config.ok()) << c.toml;
+    EXPECT_NE(config.status().message().find(c.expect), std::string::npos)
+        << c.toml << " -> " << config.status().ToString();
+  }
+  Result<StrataConfig> env = LoadConfig("", FixedEnv({{"STRATA_SHARED_ENDPOINTS", "a:1,b"}}));
+  ASSERT_FALSE(env.ok());
+  EXPECT_NE(env.status().message().find("STRATA_SHARED_ENDPOINTS"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata

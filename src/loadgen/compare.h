@@ -21,8 +21,9 @@ struct CompareOptions {
   // must leave it (it must still hold one full context). Defaults: small, 0.125 GiB.
   std::string preset = "small";
   double device_cache_gb = 0.125;
-  // G2 for the "g2" and "g2+g3" runs, and G3 for "g2+g3". Defaults 0.25 and 2 GiB.
-  double host_gb = 0.25;
+  // G2 for the "g2" and "g2+g3" runs, and G3 for "g2+g3". Defaults 0.0625 GiB (about one
+  // user's conversation: the working set spills out of G2 too) and 2 GiB.
+  double host_gb = 0.0625;
   double disk_gb = 2;
   // Which runs, in order: any of "off", "g2", "g2+g3". Default all three.
   std::vector<std::string> configs = {"off", "g2", "g2+g3"};

@@ -76,9 +76,9 @@ std::string FormatSummary(const RunSummary& s) {
                    100 * s.cached_token_fraction);
   if (s.tiers) {
     o += fmt::format(
-        "  Match hit rate by tier (/metrics): G2 host {:.1f}%  G3 disk {:.1f}%  G4 remote "
+        "  Match hit rate by tier (/metrics): G2 host {:.1f}%  G3 disk {:.1f}%  G4 shared "
         "{:.1f}%  of {:.0f} prompt blocks\n",
-        100 * s.tiers->host_rate(), 100 * s.tiers->disk_rate(), 100 * s.tiers->remote_rate(),
+        100 * s.tiers->host_rate(), 100 * s.tiers->disk_rate(), 100 * s.tiers->shared_rate(),
         s.tiers->prompt_blocks);
   } else {
     o += "  Match hit rate by tier: n/a (no Strata counters at /metrics)\n";
@@ -146,7 +146,7 @@ Status WriteJson(const std::string& path, const RunSummary& s,
     summary["tier_hit_rate"] = {{"prompt_blocks", s.tiers->prompt_blocks},
                                 {"host", s.tiers->host_rate()},
                                 {"disk", s.tiers->disk_rate()},
-                                {"remote", s.tiers->remote_rate()}};
+                                {"shared", s.tiers->shared_rate()}};
   if (!s.first_error.empty()) summary["first_error"] = s.first_error;
   ojson rows = ojson::array();
   for (const RequestRecord& r : records)
@@ -221,6 +221,7 @@ std::string FormatTick(double v) {
 // A panel: a frame at (x, y) of w x h with axes 0..xmax, 0..ymax, ticks and labels.
 struct Panel {
   double x, y, w, h, xmax, ymax;
+  bool x_ticks = true;  // false: the caller labels the x axis itself (bar groups)
   double X(double v) const { return x + w * std::clamp(v / xmax, 0.0, 1.0); }
   double Y(double v) const { return y + h - h * std::clamp(v / ymax, 0.0, 1.0); }
 
@@ -238,7 +239,7 @@ struct Panel {
         "<text transform='translate({:.1f},{:.1f}) rotate(-90)' text-anchor='middle'>{}</text>\n",
         x - 46, y + h / 2, Escape(ylabel));
     const double xs = TickStep(xmax, 6), ys = TickStep(ymax, 5);
-    for (double v = 0; v <= xmax * 1.0001; v += xs)
+    for (double v = 0; x_ticks && v <= xmax * 1.0001; v += xs)
       o += fmt::format(
           "<line x1='{0:.1f}' y1='{1:.1f}' x2='{0:.1f}' y2='{2:.1f}' stroke='#ddd'/>"
           "<text x='{0:.1f}' y='{3:.1f}' text-anchor='middle'>{4}</text>\n",
@@ -261,14 +262,19 @@ std::string SvgOpen(double w, double h, const std::string& title) {
       w, h, w / 2, Escape(title));
 }
 
-std::string Legend(const std::vector<std::string>& labels, double x, double y) {
+// One colour swatch and label per series, stacked from (x, y) down, or side by side
+// (`across`) with `step` between them.
+std::string Legend(const std::vector<std::string>& labels, double x, double y, bool across = false,
+                   double step = 160) {
   std::string o;
-  for (size_t i = 0; i < labels.size(); ++i)
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double k = static_cast<double>(i);
+    const double lx = across ? x + step * k : x, ly = across ? y : y + 18 * k;
     o += fmt::format(
         "<rect x='{:.1f}' y='{:.1f}' width='12' height='12' fill='{}'/>"
         "<text x='{:.1f}' y='{:.1f}'>{}</text>\n",
-        x, y + 18.0 * static_cast<double>(i), Color(i), x + 18,
-        y + 10 + 18.0 * static_cast<double>(i), Escape(labels[i]));
+        lx, ly, Color(i), lx + 18, ly + 10, Escape(labels[i]));
+  }
   return o;
 }
 
@@ -286,7 +292,7 @@ std::string RenderTtftSvg(std::span<const PlotSeries> series, const std::string&
   ymax = ymax > 0 ? ymax * 1.05 : 1;
   const Panel over_time{70, 50, 400, 300, tmax, ymax};
   const Panel cdf{560, 50, 400, 300, ymax, 1.0};
-  std::string o = SvgOpen(1000, 440, title);
+  std::string o = SvgOpen(1000, 460, title);
   o += over_time.Axes("TTFT of each request", "launch time (s)", "TTFT (s)");
   o += cdf.Axes("TTFT distribution", "TTFT (s)", "fraction of requests");
   std::vector<std::string> labels;
@@ -310,7 +316,7 @@ std::string RenderTtftSvg(std::span<const PlotSeries> series, const std::string&
     }
     o += fmt::format("<path d='{}' fill='none' stroke='{}' stroke-width='2'/>\n", path, Color(i));
   }
-  o += Legend(labels, 70, 400 - 8.0 * static_cast<double>(labels.size()));
+  o += Legend(labels, 70, 425, /*across=*/true);
   return o + "</svg>\n";
 }
 
@@ -319,7 +325,8 @@ std::string RenderTtftBarsSvg(std::span<const RunSummary> runs, const std::strin
   double ymax = 0;
   for (const RunSummary& r : runs) ymax = std::max({ymax, r.ttft.mean, r.ttft.p99});
   ymax = ymax > 0 ? ymax * 1.1 : 1;
-  const Panel p{70, 50, 600, 300, 1, ymax};
+  Panel p{70, 50, 600, 300, 1, ymax};
+  p.x_ticks = false;
   std::string o = SvgOpen(860, 420, title);
   o += p.Axes("", "", "TTFT (s)");
   const double group_w = p.w / std::size(stats);
@@ -403,7 +410,7 @@ std::optional<TierHits> ReadTierCounters(const std::string& exposition) {
   t.prompt_blocks = *blocks;
   t.host_blocks = PrometheusValue(exposition, hits, {{"tier", "host"}}).value_or(0);
   t.disk_blocks = PrometheusValue(exposition, hits, {{"tier", "disk"}}).value_or(0);
-  t.remote_blocks = PrometheusValue(exposition, hits, {{"tier", "remote"}}).value_or(0);
+  t.shared_blocks = PrometheusValue(exposition, hits, {{"tier", "shared"}}).value_or(0);
   t.cached_tokens = PrometheusValue(exposition, "strata_cached_tokens_total").value_or(0);
   t.prompt_tokens = PrometheusValue(exposition, "strata_prompt_tokens_total").value_or(0);
   return t;
@@ -411,7 +418,7 @@ std::optional<TierHits> ReadTierCounters(const std::string& exposition) {
 
 TierHits Delta(const TierHits& a, const TierHits& b) {
   return {a.prompt_blocks - b.prompt_blocks, a.host_blocks - b.host_blocks,
-          a.disk_blocks - b.disk_blocks,     a.remote_blocks - b.remote_blocks,
+          a.disk_blocks - b.disk_blocks,     a.shared_blocks - b.shared_blocks,
           a.cached_tokens - b.cached_tokens, a.prompt_tokens - b.prompt_tokens};
 }
 

@@ -149,7 +149,7 @@ TEST(LoadgenReportTest, PrometheusValuesByNameAndLabels) {
   EXPECT_EQ(PrometheusValue(text, "strata_match_hit_blocks_total", {{"tier", "disk"}}), 25);
   EXPECT_EQ(PrometheusValue(text, "strata_bytes_total", {{"x", "a\"b"}}), 3);
   EXPECT_FALSE(PrometheusValue(text, "strata_missing").has_value());
-  EXPECT_FALSE(PrometheusValue(text, "strata_match_hit_blocks_total", {{"tier", "remote"}}));
+  EXPECT_FALSE(PrometheusValue(text, "strata_match_hit_blocks_total", {{"tier", "shared"}}));
 
   const auto before = ReadTierCounters(text);
   ASSERT_TRUE(before.has_value());

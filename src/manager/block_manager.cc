@@ -1,7 +1,7 @@
 // BlockManager: keys, matching across tiers, leases, per-request state, and the async
 // pipelines between the tiers:
 //
-//   store   device --(transfer engine)--> G2 slot --(DiskOffloader, per write mode)--> G3
+//   store   device --(transfer engine)--> G2 slot --(BlockOffloader, per write mode)--> G3
 //   load    G2 slot ----------------------------------(transfer engine)--> device
 //           G3 record --(DiskTier::ReadBatch, verified)--> G2 slot (promoted, or a
 //           staging slot) --(transfer engine)--> device
@@ -25,9 +25,11 @@
 #include "common/slot_pool.h"
 #include "disk/disk_tier.h"
 #include "manager/block_mover.h"
-#include "manager/disk_offloader.h"
+#include "manager/block_offloader.h"
 #include "manager/transfer_state.h"
 #include "manager/worker_pool.h"
+#include "remote/open_store.h"
+#include "remote/remote_store.h"
 #include "tier/host_tier.h"
 
 namespace strata {
@@ -53,9 +55,12 @@ using internal::TransferState;
 // Counters are relaxed atomics: each is exact, the set is not a consistent snapshot.
 struct Counters {
   std::atomic<uint64_t> match_calls{0}, match_prompt_blocks{0}, match_hit_blocks{0},
-      match_hit_blocks_host{0}, match_hit_blocks_disk{0}, matched_tokens{0};
+      match_hit_blocks_host{0}, match_hit_blocks_disk{0}, match_hit_blocks_shared{0},
+      matched_tokens{0};
   std::atomic<uint64_t> load_calls{0}, loaded_blocks{0}, loaded_blocks_from_disk{0},
-      promoted_blocks{0}, load_failed_blocks{0}, load_cancelled_blocks{0}, loaded_bytes{0};
+      loaded_blocks_from_shared{0}, promoted_blocks{0}, load_failed_blocks{0},
+      load_cancelled_blocks{0}, loaded_bytes{0};
+  std::atomic<uint64_t> shared_load_misses{0}, shared_load_errors{0};
   std::atomic<uint64_t> store_calls{0}, stored_blocks{0}, store_skipped_blocks{0},
       store_dropped_blocks{0}, store_failed_blocks{0}, store_cancelled_blocks{0}, stored_bytes{0},
       host_admission_rejects{0};
@@ -104,11 +109,6 @@ class BlockManager::Impl {
     // G2's slots (staging slots included) move to and from disk without a copy.
     STRATA_RETURN_IF_ERROR(disk_->RegisterHostMemory(
         host_->data(0), size_t{host_->total_slots()} * block_bytes_, "G2 host tier slots"));
-    // The fingerprint every record carries: model, layout, shard and key algorithm — the
-    // root of the key chain of an unsalted namespace.
-    STRATA_ASSIGN_OR_RETURN(BlockKeyer root, Keyer(RequestContext{}));
-    std::memcpy(ns_.bytes.data(), root.root().bytes.data(), ns_.bytes.size());
-
     if (h.disk_admission) {
       disk_admission_ = h.disk_admission;
     } else {
@@ -117,20 +117,57 @@ class BlockManager::Impl {
       all.push_back(std::make_shared<WriteBudgetAdmission>(h.disk_write_bytes_per_sec));
       disk_admission_ = std::make_shared<AllOfAdmission>(std::move(all));
     }
-    // Extra host slots past G2's capacity: staging for loads, then write-back buffers.
-    const uint32_t first_extra = host_->capacity_blocks();
-    staging_ = std::make_unique<SlotPool>(first_extra, h.staging_slots);
+    // Write-back buffers: extra host slots past G2's capacity and its staging slots.
     if (h.host_to_disk == WriteMode::kWriteBack) {
-      writeback_first_ = first_extra + h.staging_slots;
+      writeback_first_ = host_->capacity_blocks() + h.staging_slots;
       writeback_ = std::make_unique<SlotPool>(writeback_first_, h.writeback_slots);
     }
-    offloader_ = std::make_unique<DiskOffloader>(
-        disk_.get(), host_.get(), ns_, h.disk_writer_threads, h.max_queued_disk_writes,
-        kOffloadBatch, [this](std::span<const uint32_t> slots) { ReleaseOffloaded(slots); });
+    offloader_ = std::make_unique<BlockOffloader>(
+        "strata-g3-write",
+        [this](std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
+          WriteToDisk(items, out);
+        },
+        block_bytes_, h.disk_writer_threads, h.max_queued_disk_writes, kOffloadBatch,
+        [this](std::span<const uint32_t> slots) { ReleaseOffloaded(slots); });
     spdlog::info("strata: G3 disk tier in {}: {} blocks, {}; G2 -> G3 {}, admission {}",
                  options_.disk.directory, disk_->capacity_records(),
                  disk_->direct_io() ? "O_DIRECT" : "buffered", WriteModeName(h.host_to_disk),
                  disk_admission_->name());
+    return Status::Ok();
+  }
+
+  // What both lower tiers need: the namespace fingerprint every record and object carries
+  // (model, layout, shard and key algorithm — the root of the key chain of an unsalted
+  // namespace), and staging slots (extra host slots past G2's capacity) for loads that
+  // do not promote. Called once by Create when G3 or G4 is configured, before them.
+  Status PrepareLowerTiers() {
+    STRATA_ASSIGN_OR_RETURN(BlockKeyer root, Keyer(RequestContext{}));
+    std::memcpy(ns_.bytes.data(), root.root().bytes.data(), ns_.bytes.size());
+    staging_ =
+        std::make_unique<SlotPool>(host_->capacity_blocks(), options_.hierarchy.staging_slots);
+    return Status::Ok();
+  }
+
+  // Opens the G4 shared store (or takes the one given) and its publisher. A store that
+  // cannot be reached now is not an error: it says so, and the tier comes back by itself.
+  Status OpenShared() {
+    const SharedTierOptions& o = options_.shared;
+    if (o.store) {
+      shared_ = o.store;
+    } else {
+      auto store = OpenRemoteStore(o, block_bytes_);
+      if (!store.ok()) return store.status().WithContext("opening the G4 shared tier");
+      shared_ = std::move(store).value();
+    }
+    shared_offloader_ = std::make_unique<BlockOffloader>(
+        "strata-g4-write",
+        [this](std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
+          PublishShared(items, out);
+        },
+        block_bytes_, o.writer_threads, o.max_queued_writes, kOffloadBatch,
+        [this](std::span<const uint32_t> slots) { host_->Unlease(slots); });
+    spdlog::info("strata: G4 shared tier {} ({}){}", shared_->describe(), shared_->kind(),
+                 shared_->available() ? "" : ": unavailable now, retried in the background");
     return Status::Ok();
   }
 
@@ -144,6 +181,7 @@ class BlockManager::Impl {
     // No store or load runs any more, so no new offload: the offloader writes what is
     // queued (write-back blocks included) and hands its slots back.
     offloader_.reset();
+    shared_offloader_.reset();
     std::lock_guard lock(req_mu_);
     for (auto& [id, req] : requests_) ReleaseLeases(req.held);
     requests_.clear();
@@ -212,6 +250,14 @@ class BlockManager::Impl {
       from_disk += d;
       if (d == 0) break;
     }
+    // Where the local tiers stop, the shared store may hold more of the prefix (computed
+    // by another node). Existence only: no lease, so a load can still miss.
+    size_t from_shared = 0;
+    if (shared_ && pos < keys.size() && shared_->available()) {
+      from_shared = shared_->MatchPrefix(keys.subspan(pos));
+      held.insert(held.end(), from_shared, Held{Tier::kShared, 0});
+      pos += from_shared;
+    }
     const size_t matched = pos;
     // A disk run may cover blocks G2 also holds (e.g. stored again since): load those
     // from G2, the faster tier.
@@ -264,6 +310,7 @@ class BlockManager::Impl {
     Add(counters_.match_hit_blocks, matched);
     Add(counters_.match_hit_blocks_host, from_host);
     Add(counters_.match_hit_blocks_disk, from_disk);
+    Add(counters_.match_hit_blocks_shared, from_shared);
     Add(counters_.matched_tokens, result.num_matched_tokens);
     return result;
   }
@@ -422,10 +469,12 @@ class BlockManager::Impl {
     s.match_hit_blocks = get(counters_.match_hit_blocks);
     s.match_hit_blocks_host = get(counters_.match_hit_blocks_host);
     s.match_hit_blocks_disk = get(counters_.match_hit_blocks_disk);
+    s.match_hit_blocks_shared = get(counters_.match_hit_blocks_shared);
     s.matched_tokens = get(counters_.matched_tokens);
     s.load_calls = get(counters_.load_calls);
     s.loaded_blocks = get(counters_.loaded_blocks);
     s.loaded_blocks_from_disk = get(counters_.loaded_blocks_from_disk);
+    s.loaded_blocks_from_shared = get(counters_.loaded_blocks_from_shared);
     s.promoted_blocks = get(counters_.promoted_blocks);
     s.load_failed_blocks = get(counters_.load_failed_blocks);
     s.load_cancelled_blocks = get(counters_.load_cancelled_blocks);
@@ -456,7 +505,7 @@ class BlockManager::Impl {
     s.disk_admission_rejects = get(counters_.disk_admission_rejects);
     s.disk_writeback_blocks = get(counters_.disk_writeback_blocks);
     if (offloader_) {
-      const DiskOffloaderStats o = offloader_->stats();
+      const OffloaderStats o = offloader_->stats();
       s.disk_offload_queued = o.queued;
       s.disk_offload_blocks = o.written;
       s.disk_offload_bytes = o.bytes_written;
@@ -476,6 +525,26 @@ class BlockManager::Impl {
       s.disk_recovered_blocks = d.recovered_records;
       s.disk_index_bytes = d.index_bytes;
       s.disk_direct_io = d.direct_io;
+    }
+    s.shared_load_misses = get(counters_.shared_load_misses);
+    s.shared_load_errors = get(counters_.shared_load_errors);
+    if (shared_offloader_) {
+      const OffloaderStats o = shared_offloader_->stats();
+      s.shared_publish_queued = o.queued;
+      s.shared_published_blocks = o.written;
+      s.shared_published_bytes = o.bytes_written;
+      s.shared_publish_present = o.present;
+      s.shared_publish_failed = o.failed;
+      s.shared_publish_dropped = o.queue_full + o.failed;
+    }
+    if (shared_) {
+      const RemoteStoreStats r = shared_->stats();
+      s.shared_enabled = true;
+      s.shared_available = shared_->available();
+      s.shared_corruptions = r.get_corrupt;
+      s.shared_unavailable_events = r.unavailable_events;
+      s.shared_evictions = r.evictions;
+      s.shared_bytes_read = r.bytes_read;
     }
     return s;
   }
@@ -608,6 +677,15 @@ class BlockManager::Impl {
     host_->Commit(to_disk, /*keep_leases=*/true);
     for (size_t i = 0; i < to_disk.size(); ++i)
       if (!offloader_->TryPush(to_disk_work[i]->key, to_disk[i])) host_->Unlease(to_disk[i]);
+    // Write-through to G4: every block this node computed is published for the others.
+    if (shared_offloader_) {
+      for (size_t i = 0; i < todo.size(); ++i) {
+        if (!per_block[i].ok()) continue;
+        const uint32_t slot = host_->Lease(todo[i]->key);
+        if (slot == HostTier::kNoSlot) continue;  // evicted already
+        if (!shared_offloader_->TryPush(todo[i]->key, slot)) host_->Unlease(slot);
+      }
+    }
     const size_t stored = written.size() + to_disk.size();
     Add(counters_.stored_blocks, stored);
     Add(counters_.stored_bytes, stored * block_bytes_);
@@ -621,26 +699,26 @@ class BlockManager::Impl {
     if (job.state->cancelled() || shutting_down_.load(std::memory_order_acquire)) {
       result.assign(n, Status::Cancelled("load cancelled before it ran"));
       ReleaseLeases(job.held);
-      Report(job, result, {});
+      Report(job, result);
       return;
     }
     // Where each block's bytes come from on their way to the device.
     std::vector<uint32_t> src(n, HostTier::kNoSlot);
     std::vector<uint32_t> host_leases;   // G2 slots to unlease at the end (chain order)
     std::vector<uint32_t> disk_leases;   // G3 records to unlease at the end
-    std::vector<size_t> promote, stage;  // G3 blocks read into a new G2 slot / a staging slot
-    std::vector<bool> from_disk(n, false);
+    std::vector<size_t> promote, stage;  // G3/G4 blocks read into a new G2 slot / a staging slot
     for (size_t i = 0; i < n; ++i) {
-      const Held& h = job.held[i];
+      Held& h = job.held[i];
       if (h.tier == Tier::kHost) {
         src[i] = h.id;
         host_leases.push_back(h.id);
         continue;
       }
-      disk_leases.push_back(h.id);
-      from_disk[i] = true;
+      if (h.tier == Tier::kDisk) disk_leases.push_back(h.id);
+      const bool promote_hits = h.tier == Tier::kDisk ? options_.hierarchy.promote_disk_hits
+                                                      : options_.shared.promote_hits;
       uint32_t slot = HostTier::kNoSlot;
-      if (options_.hierarchy.promote_disk_hits) {
+      if (promote_hits) {
         std::optional<BlockKey> victim;
         switch (host_->Reserve(job.keys[i], &slot, &victim)) {
           case HostTier::ReserveResult::kReserved:
@@ -649,12 +727,12 @@ class BlockManager::Impl {
             promote.push_back(i);
             continue;
           case HostTier::ReserveResult::kPresent:
-            // Another request promoted it meanwhile: load from G2, skip the disk.
+            // Another request brought it into G2 meanwhile: load from there.
             slot = host_->Lease(job.keys[i]);
             if (slot != HostTier::kNoSlot) {
               src[i] = slot;
               host_leases.push_back(slot);
-              from_disk[i] = false;
+              h.tier = Tier::kHost;
               continue;
             }
             break;
@@ -666,22 +744,22 @@ class BlockManager::Impl {
       stage.push_back(i);
     }
 
-    // G3 -> new G2 slots, all reads in flight together; verified blocks become G2 blocks.
+    // G3/G4 -> new G2 slots, all reads in flight together; verified blocks become G2 blocks.
     if (!promote.empty()) {
-      std::vector<DiskTier::BatchRead> reads;
-      for (size_t i : promote)
-        reads.push_back({.record = job.held[i].id, .key = job.keys[i], .out = host_->data(src[i])});
-      disk_->ReadBatch(reads, ns_);
+      std::vector<uint32_t> slots;
+      for (size_t i : promote) slots.push_back(src[i]);
+      std::vector<Status> read;
+      ReadLower(job, promote, slots, &read);
       std::vector<uint32_t> committed;
       for (size_t k = 0; k < promote.size(); ++k) {
         const size_t i = promote[k];
-        if (reads[k].status.ok()) {
+        if (read[k].ok()) {
           committed.push_back(src[i]);
           host_leases.push_back(src[i]);
         } else {
           host_->Abort(src[i]);
           src[i] = HostTier::kNoSlot;
-          result[i] = std::move(reads[k].status);
+          result[i] = std::move(read[k]);
         }
       }
       host_->Commit(committed, /*keep_leases=*/true);
@@ -691,23 +769,18 @@ class BlockManager::Impl {
     // Everything with a host copy now: one transfer to the device.
     MoveToDevice(job, src, &result);
 
-    // G3 -> staging slots -> device, in rounds of the staging slots this job gets.
+    // G3/G4 -> staging slots -> device, in rounds of the staging slots this job gets.
     for (size_t next = 0; next < stage.size();) {
       const std::vector<uint32_t> slots = staging_->AcquireUpTo(stage.size() - next);
-      std::vector<DiskTier::BatchRead> reads;
+      const std::span<const size_t> round(stage.data() + next, slots.size());
+      std::vector<Status> read;
+      ReadLower(job, round, slots, &read);
       std::vector<uint32_t> round_src(n, HostTier::kNoSlot);
       for (size_t k = 0; k < slots.size(); ++k) {
-        const size_t i = stage[next + k];
-        reads.push_back(
-            {.record = job.held[i].id, .key = job.keys[i], .out = host_->data(slots[k])});
-      }
-      disk_->ReadBatch(reads, ns_);
-      for (size_t k = 0; k < slots.size(); ++k) {
-        const size_t i = stage[next + k];
-        if (reads[k].status.ok()) {
-          round_src[i] = slots[k];
+        if (read[k].ok()) {
+          round_src[round[k]] = slots[k];
         } else {
-          result[i] = std::move(reads[k].status);
+          result[round[k]] = std::move(read[k]);
         }
       }
       MoveToDevice(job, round_src, &result);
@@ -719,7 +792,98 @@ class BlockManager::Impl {
     // sees the blocks evictable again.
     host_->Unlease(host_leases);
     if (!disk_leases.empty()) disk_->Unlease(disk_leases);
-    Report(job, result, from_disk);
+    Report(job, result);
+  }
+
+  // Reads blocks job.held[which[k]] (each in G3 or G4) into host slot slots[k]: the G3
+  // reads in one batch and the G4 gets in another, each all in flight. (*status)[k] is OK
+  // for a verified block, else why not.
+  void ReadLower(const LoadJob& job, std::span<const size_t> which, std::span<const uint32_t> slots,
+                 std::vector<Status>* status) {
+    std::vector<DiskTier::BatchRead> reads;
+    std::vector<RemoteStore::Get> gets;
+    std::vector<size_t> read_k, get_k;
+    for (size_t k = 0; k < which.size(); ++k) {
+      const size_t i = which[k];
+      if (job.held[i].tier == Tier::kDisk) {
+        reads.push_back(
+            {.record = job.held[i].id, .key = job.keys[i], .out = host_->data(slots[k])});
+        read_k.push_back(k);
+      } else {
+        gets.push_back({.key = job.keys[i], .out = {host_->data(slots[k]), block_bytes_}});
+        get_k.push_back(k);
+      }
+    }
+    status->assign(which.size(), Status::Ok());
+    if (!reads.empty()) {
+      disk_->ReadBatch(reads, ns_);
+      for (size_t r = 0; r < reads.size(); ++r) (*status)[read_k[r]] = std::move(reads[r].status);
+    }
+    if (!gets.empty()) {
+      shared_->GetBatch(gets, ns_);
+      for (size_t g = 0; g < gets.size(); ++g) {
+        Status& st = gets[g].status;
+        if (st.code() == StatusCode::kNotFound) {
+          Add(counters_.shared_load_misses, 1);  // another node evicted it since the match
+        } else if (!st.ok()) {
+          Add(counters_.shared_load_errors, 1);
+        }
+        (*status)[get_k[g]] = std::move(st).WithContext("G4 shared tier");
+      }
+    }
+  }
+
+  // BlockOffloader writer of G3: one DiskTier::WriteBatch per batch.
+  void WriteToDisk(std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
+    std::vector<DiskTier::BatchWrite> writes;
+    writes.reserve(items.size());
+    for (const OffloadItem& it : items)
+      writes.push_back({.key = it.key, .block = host_->data(it.slot)});
+    disk_->WriteBatch(writes, ns_);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const DiskTier::BatchWrite& w = writes[i];
+      if (!w.status.ok()) {
+        spdlog::warn("strata: offload of block {} to the disk tier dropped: {}",
+                     items[i].key.ToHex(), w.status.ToString());
+        out[i] = OffloadOutcome::kFailed;
+        continue;
+      }
+      switch (w.outcome) {
+        case DiskWriteOutcome::kWritten:
+          out[i] = OffloadOutcome::kWritten;
+          break;
+        case DiskWriteOutcome::kPresent:
+        case DiskWriteOutcome::kInFlight:
+          out[i] = OffloadOutcome::kPresent;
+          break;
+        case DiskWriteOutcome::kNoSpace:
+          out[i] = OffloadOutcome::kNoSpace;
+          break;
+      }
+    }
+  }
+
+  // BlockOffloader writer of G4: one RemoteStore::PutBatch per batch. While the store is
+  // down the puts fail fast; only the first failure of a run of them is logged.
+  void PublishShared(std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
+    std::vector<RemoteStore::Put> puts;
+    puts.reserve(items.size());
+    for (const OffloadItem& it : items)
+      puts.push_back({.key = it.key, .block = {host_->data(it.slot), block_bytes_}});
+    shared_->PutBatch(puts, ns_);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (puts[i].status.ok()) {
+        out[i] = puts[i].written ? OffloadOutcome::kWritten : OffloadOutcome::kPresent;
+        shared_put_failing_.store(false, std::memory_order_relaxed);
+        continue;
+      }
+      out[i] = OffloadOutcome::kFailed;
+      if (!shared_put_failing_.exchange(true, std::memory_order_relaxed))
+        spdlog::warn(
+            "strata: publishing block {} to the G4 shared tier failed: {} (further "
+            "failures are counted, not logged, until one succeeds)",
+            items[i].key.ToHex(), puts[i].status.ToString());
+    }
   }
 
   // Moves every block i with src[i] set from that host slot to job.device[i]; failures
@@ -741,11 +905,12 @@ class BlockManager::Impl {
       if (!per_block[k].ok()) (*result)[which[k]] = std::move(per_block[k]);
   }
 
-  void Report(const LoadJob& job, std::vector<Status>& result, const std::vector<bool>& from_disk) {
+  void Report(const LoadJob& job, std::vector<Status>& result) {
+    auto from = [&](size_t i, Tier t) { return job.held[i].tier == t && result[i].ok(); };
     if (options_.observer) {
       size_t disk = 0, failed = 0;
       for (size_t i = 0; i < result.size(); ++i) {
-        if (!from_disk.empty() && from_disk[i] && result[i].ok()) ++disk;
+        if (from(i, Tier::kDisk)) ++disk;
         if (!result[i].ok()) ++failed;
       }
       options_.observer->OnLoadDone(SecondsSince(job.start), result.size(), disk, failed);
@@ -754,7 +919,8 @@ class BlockManager::Impl {
       if (result[i].ok()) {
         Add(counters_.loaded_blocks, 1);
         Add(counters_.loaded_bytes, block_bytes_);
-        if (!from_disk.empty() && from_disk[i]) Add(counters_.loaded_blocks_from_disk, 1);
+        if (from(i, Tier::kDisk)) Add(counters_.loaded_blocks_from_disk, 1);
+        if (from(i, Tier::kShared)) Add(counters_.loaded_blocks_from_shared, 1);
         job.state->Finish(i, BlockState::kDone);
       } else if (result[i].code() == StatusCode::kCancelled) {
         Add(counters_.load_cancelled_blocks, 1);
@@ -812,10 +978,15 @@ class BlockManager::Impl {
       options_.hierarchy.min_sightings, options_.hierarchy.sightings_counters,
       options_.hierarchy.sightings_decay_period);
   std::shared_ptr<AdmissionPolicy> disk_admission_;
-  std::unique_ptr<SlotPool> staging_;         // host slots for G3 loads that do not promote
-  std::unique_ptr<SlotPool> writeback_;       // host slots holding evicted blocks for disk
-  uint32_t writeback_first_ = UINT32_MAX;     // first write-back slot number
-  std::unique_ptr<DiskOffloader> offloader_;  // before pool_: outlives the jobs that push
+  std::unique_ptr<SlotPool> staging_;          // host slots for G3 loads that do not promote
+  std::unique_ptr<SlotPool> writeback_;        // host slots holding evicted blocks for disk
+  uint32_t writeback_first_ = UINT32_MAX;      // first write-back slot number
+  std::unique_ptr<BlockOffloader> offloader_;  // before pool_: outlives the jobs that push
+
+  // G4 and its publisher; null without a shared tier. Set once by OpenShared.
+  std::shared_ptr<RemoteStore> shared_;
+  std::unique_ptr<BlockOffloader> shared_offloader_;
+  std::atomic<bool> shared_put_failing_{false};
 
   std::mutex device_mu_;
   std::atomic<bool> device_registered_{false};
@@ -834,11 +1005,10 @@ class BlockManager::Impl {
 Result<std::unique_ptr<BlockManager>> BlockManager::Create(const BlockManagerOptions& options) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   const bool with_disk = options.disk.capacity_bytes > 0;
+  const bool with_shared = options.shared.enabled();
   const HierarchyOptions& h = options.hierarchy;
-  const uint32_t extra_slots =
-      !with_disk
-          ? 0
-          : h.staging_slots + (h.host_to_disk == WriteMode::kWriteBack ? h.writeback_slots : 0);
+  uint32_t extra_slots = with_disk || with_shared ? h.staging_slots : 0;
+  if (with_disk && h.host_to_disk == WriteMode::kWriteBack) extra_slots += h.writeback_slots;
   std::unique_ptr<HostTier> host;
   if (options.host.capacity_bytes > 0) {
     auto tier = HostTier::Create(options.host, options.layout.block_bytes(), nullptr, extra_slots);
@@ -851,7 +1021,9 @@ Result<std::unique_ptr<BlockManager>> BlockManager::Create(const BlockManagerOpt
                                   host ? host->total_slots() : 0);
   if (!mover.ok()) return mover.status().WithContext("creating the transfer engine");
   auto impl = std::make_unique<Impl>(options, std::move(host), std::move(mover).value());
+  if (with_disk || with_shared) STRATA_RETURN_IF_ERROR(impl->PrepareLowerTiers());
   if (with_disk) STRATA_RETURN_IF_ERROR(impl->OpenDisk());
+  if (with_shared) STRATA_RETURN_IF_ERROR(impl->OpenShared());
   return std::unique_ptr<BlockManager>(new BlockManager(std::move(impl)));
 }
 

@@ -1,22 +1,26 @@
-// DiskOffloader: bounded queue and writer threads from G2 slots to G3.
-#include "manager/disk_offloader.h"
+// BlockOffloader: bounded queue and writer threads from G2 slots to a lower tier.
+#include "manager/block_offloader.h"
 
-#include <spdlog/spdlog.h>
+#include <pthread.h>
 
 namespace strata {
 
-DiskOffloader::DiskOffloader(DiskTier* disk, HostTier* host, const NamespaceFingerprint& ns,
-                             uint32_t threads, uint32_t max_queued, uint32_t batch, Release release)
-    : disk_(disk),
-      host_(host),
-      ns_(ns),
+BlockOffloader::BlockOffloader(std::string name, WriteBatch write, uint64_t block_bytes,
+                               uint32_t threads, uint32_t max_queued, uint32_t batch,
+                               Release release)
+    : write_(std::move(write)),
+      block_bytes_(block_bytes),
       max_queued_(max_queued),
       batch_(batch ? batch : 1),
       release_(std::move(release)) {
-  for (uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  name.resize(std::min<size_t>(name.size(), 15));  // the kernel's limit for thread names
+  for (uint32_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] { Run(); });
+    pthread_setname_np(threads_.back().native_handle(), name.c_str());
+  }
 }
 
-DiskOffloader::~DiskOffloader() {
+BlockOffloader::~BlockOffloader() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -25,7 +29,7 @@ DiskOffloader::~DiskOffloader() {
   for (std::thread& t : threads_) t.join();
 }
 
-bool DiskOffloader::TryPush(const BlockKey& key, uint32_t slot) {
+bool BlockOffloader::TryPush(const BlockKey& key, uint32_t slot) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || queue_.size() >= max_queued_) {
@@ -38,9 +42,9 @@ bool DiskOffloader::TryPush(const BlockKey& key, uint32_t slot) {
   return true;
 }
 
-void DiskOffloader::Run() {
-  std::vector<Item> items;
-  std::vector<DiskTier::BatchWrite> writes;
+void BlockOffloader::Run() {
+  std::vector<OffloadItem> items;
+  std::vector<OffloadOutcome> outcomes;
   std::vector<uint32_t> slots;
   for (;;) {
     items.clear();
@@ -53,41 +57,35 @@ void DiskOffloader::Run() {
         queue_.pop_front();
       }
     }
-    writes.clear();
-    for (const Item& it : items) writes.push_back({.key = it.key, .block = host_->data(it.slot)});
-    disk_->WriteBatch(writes, ns_);
+    outcomes.assign(items.size(), OffloadOutcome::kFailed);
+    write_(items, outcomes);
     // Free the slots before counting: whoever sees a block counted as offloaded also
     // sees its G2 lease (or write-back buffer) returned.
     slots.clear();
-    for (const Item& it : items) slots.push_back(it.slot);
+    for (const OffloadItem& it : items) slots.push_back(it.slot);
     release_(slots);
-    for (size_t i = 0; i < items.size(); ++i) {
-      const DiskTier::BatchWrite& w = writes[i];
-      if (!w.status.ok()) {
-        failed_.fetch_add(1, std::memory_order_release);
-        spdlog::warn("strata: offload of block {} to the disk tier dropped: {}",
-                     items[i].key.ToHex(), w.status.ToString());
-        continue;
-      }
-      switch (w.outcome) {
-        case DiskWriteOutcome::kWritten:
+    for (OffloadOutcome o : outcomes) {
+      switch (o) {
+        case OffloadOutcome::kWritten:
           written_.fetch_add(1, std::memory_order_release);
-          bytes_written_.fetch_add(disk_->block_bytes(), std::memory_order_release);
+          bytes_written_.fetch_add(block_bytes_, std::memory_order_release);
           break;
-        case DiskWriteOutcome::kPresent:
-        case DiskWriteOutcome::kInFlight:
+        case OffloadOutcome::kPresent:
           present_.fetch_add(1, std::memory_order_release);
           break;
-        case DiskWriteOutcome::kNoSpace:
+        case OffloadOutcome::kNoSpace:
           no_space_.fetch_add(1, std::memory_order_release);
+          break;
+        case OffloadOutcome::kFailed:
+          failed_.fetch_add(1, std::memory_order_release);
           break;
       }
     }
   }
 }
 
-DiskOffloaderStats DiskOffloader::stats() const {
-  DiskOffloaderStats s;
+OffloaderStats BlockOffloader::stats() const {
+  OffloaderStats s;
   {
     std::lock_guard lock(mu_);
     s.queued = queue_.size();

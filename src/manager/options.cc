@@ -32,6 +32,40 @@ Result<WriteMode> ParseWriteMode(std::string_view name) {
       "unknown write mode '{}' (expected write_through, selective or write_back)", name));
 }
 
+std::string_view SharedTierKindName(SharedTierKind kind) {
+  switch (kind) {
+    case SharedTierKind::kNone:
+      return "none";
+    case SharedTierKind::kFilesystem:
+      return "fs";
+    case SharedTierKind::kRedis:
+      return "redis";
+  }
+  return "?";
+}
+
+Result<SharedTierKind> ParseSharedTierKind(std::string_view name) {
+  for (SharedTierKind k :
+       {SharedTierKind::kNone, SharedTierKind::kFilesystem, SharedTierKind::kRedis})
+    if (name == SharedTierKindName(k)) return k;
+  return Status::InvalidArgument(
+      fmt::format("unknown shared tier kind '{}' (expected none, fs or redis)", name));
+}
+
+Status SharedTierOptions::Validate() const {
+  auto bad = [](std::string what) { return Status::InvalidArgument("shared." + std::move(what)); };
+  if (kind == SharedTierKind::kFilesystem && directory.empty() && !store)
+    return bad("directory must be set for a filesystem shared tier");
+  if (kind == SharedTierKind::kRedis && endpoints.empty() && !store)
+    return bad("endpoints must name at least one host:port for a Redis shared tier");
+  if (io_timeout.count() <= 0) return bad("io_timeout must be > 0");
+  if (writer_threads == 0 || writer_threads > 64) return bad("writer_threads must be 1..64");
+  if (max_queued_writes == 0) return bad("max_queued_writes must be >= 1");
+  if (!tls && (!tls_ca_file.empty() || !tls_cert_file.empty() || !tls_key_file.empty()))
+    return bad("tls_* files are set but tls is off");
+  return Status::Ok();
+}
+
 Status HierarchyOptions::Validate() const {
   if (device_to_host == WriteMode::kWriteBack)
     return Status::InvalidArgument(
@@ -89,6 +123,13 @@ Status BlockManagerOptions::Validate() const {
       return Status::InvalidArgument(
           "the disk tier needs the host tier: blocks move device <-> host <-> disk (set "
           "host.capacity_bytes > 0, or disk.capacity_bytes = 0)");
+  }
+  if (shared.enabled()) {
+    STRATA_RETURN_IF_ERROR(shared.Validate());
+    if (host.capacity_bytes == 0)
+      return Status::InvalidArgument(
+          "the shared tier needs the host tier: blocks move device <-> host <-> shared store "
+          "(set host.capacity_bytes > 0, or shared.kind = none)");
   }
   return Status::Ok();
 }

@@ -91,17 +91,18 @@ struct StrataMetrics::Bm {
   Counter *matched_tokens, *offload_d2h, *offload_h2d, *onboard_h2d, *onboard_d2d;
   Gauge *host_hit_rate, *disk_hit_rate;
   // strata_ counters.
-  Counter *match_calls, *match_prompt_blocks, *hit_host, *hit_disk;
+  Counter *match_calls, *match_prompt_blocks, *hit_host, *hit_disk, *hit_shared;
   Counter *loads, *stores, *promoted;
-  Counter *bytes_d2h, *bytes_h2disk, *bytes_h2d, *bytes_disk2d;
-  Counter *err_io, *err_corruption, *err_cancelled, *err_other;
+  Counter *bytes_d2h, *bytes_h2disk, *bytes_h2d, *bytes_disk2d, *bytes_h2shared, *bytes_shared2d;
+  Counter *err_io, *err_corruption, *err_cancelled, *err_other, *err_shared_miss, *err_shared;
   Counter *store_stored, *store_skipped, *store_dropped, *store_failed, *store_cancelled;
-  Counter *dropped_d2h, *dropped_h2disk;
+  Counter *dropped_d2h, *dropped_h2disk, *dropped_h2shared;
+  Counter *shared_published, *shared_present, *shared_unavailable_events;
   Counter *rejects_d2h, *rejects_h2disk;
   Counter *disk_write_errors, *disk_present, *disk_writeback;
-  Counter *evict_host, *evict_disk;
+  Counter *evict_host, *evict_disk, *evict_shared;
   // strata_ gauges.
-  Gauge *queue_transfer, *queue_disk, *active_requests;
+  Gauge *queue_transfer, *queue_disk, *queue_shared, *active_requests, *shared_available;
   Gauge *cap_blocks_host, *cap_blocks_disk, *used_blocks_host, *used_blocks_disk;
   Gauge *leased_host, *leased_disk, *pinned_host;
   Gauge *cap_bytes_host, *cap_bytes_disk, *used_bytes_host, *used_bytes_disk;
@@ -146,6 +147,7 @@ Status StrataMetrics::Init() {
                           "Prompt blocks Match found, by the tier that held them.", {"tier"});
   x.hit_host = b.Child(hits, {"host"});
   x.hit_disk = b.Child(hits, {"disk"});
+  x.hit_shared = b.Child(hits, {"shared"});
 
   // --- Transfers.
   x.loads = b.C("strata_loads_total", "BlockManager::Load calls.");
@@ -157,6 +159,8 @@ Status StrataMetrics::Init() {
   x.bytes_h2disk = b.Child(bytes, {"host_to_disk"});
   x.bytes_h2d = b.Child(bytes, {"host_to_device"});
   x.bytes_disk2d = b.Child(bytes, {"disk_to_device"});
+  x.bytes_h2shared = b.Child(bytes, {"host_to_shared"});
+  x.bytes_shared2d = b.Child(bytes, {"shared_to_device"});
 
   // --- Errors, drops, rejects.
   auto* errs = b.CounterF("strata_load_errors_total",
@@ -166,6 +170,8 @@ Status StrataMetrics::Init() {
   x.err_corruption = b.Child(errs, {"corruption"});
   x.err_cancelled = b.Child(errs, {"cancelled"});
   x.err_other = b.Child(errs, {"other"});
+  x.err_shared_miss = b.Child(errs, {"shared_miss"});
+  x.err_shared = b.Child(errs, {"shared_error"});
   auto* store_blocks =
       b.CounterF("strata_store_blocks_total", "Blocks passed to Store, by outcome.", {"result"});
   x.store_stored = b.Child(store_blocks, {"stored"});
@@ -179,6 +185,14 @@ Status StrataMetrics::Init() {
                              {"path"});
   x.dropped_d2h = b.Child(dropped, {"device_to_host"});
   x.dropped_h2disk = b.Child(dropped, {"host_to_disk"});
+  x.dropped_h2shared = b.Child(dropped, {"host_to_shared"});
+  x.shared_published = b.C("strata_shared_published_blocks_total",
+                           "Blocks this node published to the G4 shared tier.");
+  x.shared_present = b.C("strata_shared_publish_present_blocks_total",
+                         "Publications skipped: the G4 store already held the block (another "
+                         "node computed it).");
+  x.shared_unavailable_events = b.C("strata_shared_unavailable_events_total",
+                                    "Times the G4 shared store was marked unavailable.");
   auto* rejects = b.CounterF("strata_admission_rejects_total",
                              "Blocks an admission policy refused, by tier boundary.", {"path"});
   x.rejects_d2h = b.Child(rejects, {"device_to_host"});
@@ -193,12 +207,17 @@ Status StrataMetrics::Init() {
   auto* evictions = b.CounterF("strata_evictions_total", "Blocks evicted, by tier.", {"tier"});
   x.evict_host = b.Child(evictions, {"host"});
   x.evict_disk = b.Child(evictions, {"disk"});
+  x.evict_shared = b.Child(evictions, {"shared"});
 
   // --- Gauges: queues, occupancy, index.
   auto* queues =
       b.GaugeF("strata_queue_depth", "Operations waiting for a worker, by queue.", {"queue"});
   x.queue_transfer = b.Child(queues, {"transfer"});
   x.queue_disk = b.Child(queues, {"disk_offload"});
+  x.queue_shared = b.Child(queues, {"shared_publish"});
+  x.shared_available = b.G("strata_shared_available",
+                           "1 when the G4 shared store answers, 0 when it is down or not "
+                           "configured.");
   x.active_requests =
       b.G("strata_active_requests", "Requests holding BlockManager state (leases).");
   auto* cap_blocks = b.GaugeF("strata_tier_capacity_blocks",
@@ -285,7 +304,8 @@ void StrataMetrics::Collect() {
   x.matched_tokens->SetTotal(D(s.matched_tokens));
   x.offload_d2h->SetTotal(D(s.stored_blocks));
   x.offload_h2d->SetTotal(D(s.disk_offload_blocks));
-  x.onboard_h2d->SetTotal(Sub(s.loaded_blocks, s.loaded_blocks_from_disk));
+  x.onboard_h2d->SetTotal(
+      Sub(s.loaded_blocks, s.loaded_blocks_from_disk + s.loaded_blocks_from_shared));
   x.onboard_d2d->SetTotal(D(s.loaded_blocks_from_disk));
   x.host_hit_rate->Set(Ratio(s.match_hit_blocks_host, s.match_prompt_blocks));
   x.disk_hit_rate->Set(Ratio(s.match_hit_blocks_disk, s.match_prompt_blocks));
@@ -294,6 +314,7 @@ void StrataMetrics::Collect() {
   x.match_prompt_blocks->SetTotal(D(s.match_prompt_blocks));
   x.hit_host->SetTotal(D(s.match_hit_blocks_host));
   x.hit_disk->SetTotal(D(s.match_hit_blocks_disk));
+  x.hit_shared->SetTotal(D(s.match_hit_blocks_shared));
 
   x.loads->SetTotal(D(s.load_calls));
   x.stores->SetTotal(D(s.store_calls));
@@ -301,15 +322,21 @@ void StrataMetrics::Collect() {
   const uint64_t disk_to_device = s.loaded_blocks_from_disk * block_bytes;
   x.bytes_d2h->SetTotal(D(s.stored_bytes));
   x.bytes_h2disk->SetTotal(D(s.disk_offload_bytes));
-  x.bytes_h2d->SetTotal(Sub(s.loaded_bytes, disk_to_device));
+  const uint64_t shared_to_device = s.loaded_blocks_from_shared * block_bytes;
+  x.bytes_h2d->SetTotal(Sub(s.loaded_bytes, disk_to_device + shared_to_device));
   x.bytes_disk2d->SetTotal(D(disk_to_device));
+  x.bytes_h2shared->SetTotal(D(s.shared_published_bytes));
+  x.bytes_shared2d->SetTotal(D(shared_to_device));
 
   // load_failed_blocks includes the disk tier's read errors and corruptions; "other" is the
   // rest (load queue full, a host copy that failed, ...).
   x.err_io->SetTotal(D(s.disk_read_errors));
   x.err_corruption->SetTotal(D(s.disk_corruptions));
   x.err_cancelled->SetTotal(D(s.load_cancelled_blocks));
-  x.err_other->SetTotal(Sub(s.load_failed_blocks, s.disk_read_errors + s.disk_corruptions));
+  x.err_shared_miss->SetTotal(D(s.shared_load_misses));
+  x.err_shared->SetTotal(D(s.shared_load_errors));
+  x.err_other->SetTotal(Sub(s.load_failed_blocks, s.disk_read_errors + s.disk_corruptions +
+                                                      s.shared_load_misses + s.shared_load_errors));
   x.store_stored->SetTotal(D(s.stored_blocks));
   x.store_skipped->SetTotal(D(s.store_skipped_blocks));
   x.store_dropped->SetTotal(D(s.store_dropped_blocks));
@@ -317,6 +344,10 @@ void StrataMetrics::Collect() {
   x.store_cancelled->SetTotal(D(s.store_cancelled_blocks));
   x.dropped_d2h->SetTotal(D(s.store_dropped_blocks));
   x.dropped_h2disk->SetTotal(D(s.disk_offload_dropped));
+  x.dropped_h2shared->SetTotal(D(s.shared_publish_dropped));
+  x.shared_published->SetTotal(D(s.shared_published_blocks));
+  x.shared_present->SetTotal(D(s.shared_publish_present));
+  x.shared_unavailable_events->SetTotal(D(s.shared_unavailable_events));
   x.rejects_d2h->SetTotal(D(s.host_admission_rejects));
   x.rejects_h2disk->SetTotal(D(s.disk_admission_rejects));
   x.disk_write_errors->SetTotal(D(s.disk_offload_failed));
@@ -324,9 +355,12 @@ void StrataMetrics::Collect() {
   x.disk_writeback->SetTotal(D(s.disk_writeback_blocks));
   x.evict_host->SetTotal(D(s.host_evictions));
   x.evict_disk->SetTotal(D(s.disk_evictions));
+  x.evict_shared->SetTotal(D(s.shared_evictions));
 
   x.queue_transfer->Set(D(s.queued_ops));
   x.queue_disk->Set(D(s.disk_offload_queued));
+  x.queue_shared->Set(D(s.shared_publish_queued));
+  x.shared_available->Set(s.shared_available ? 1 : 0);
   x.active_requests->Set(D(s.active_requests));
   x.cap_blocks_host->Set(D(s.host_capacity_blocks));
   x.cap_blocks_disk->Set(D(s.disk_capacity_blocks));
