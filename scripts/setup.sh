@@ -14,7 +14,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-xxhash
   libssl-dev libxxhash-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   nlohmann-json3-dev liburing-dev libopenblas-dev libcpp-httplib-dev
-  libhiredis-dev redis-server redis-tools
+  libhiredis-dev redis-server redis-tools openssl
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
 )
 

@@ -53,7 +53,7 @@ struct RedisEndpoint;
 
 // How the endpoints are served.
 enum class RedisTopology : uint8_t {
-  kAuto,        // ask the server (INFO cluster): a cluster node means cluster mode
+  kAuto,        // ask the server: CLUSTER SLOTS answered with a map means cluster mode
   kStandalone,  // one Redis/Valkey server (exactly one endpoint)
   kCluster,     // Redis Cluster; the endpoints are seeds, the rest is discovered
 };
@@ -121,14 +121,16 @@ struct RedisStoreOptions {
 
 class RedisStore final : public RemoteStore {
  public:
-  // Validates the options, loads TLS files, then connects: PING (standalone) or CLUSTER
-  // SLOTS (cluster). Errors: InvalidArgument for bad options or TLS files, for credentials
-  // the server rejects (WRONGPASS, NOAUTH) or a TLS certificate that fails verification,
-  // and for a topology mismatch (kStandalone against a cluster node or the reverse).
-  // A server that cannot be reached is not an error: the store is created unavailable
-  // (available() false, the reason logged and returned by last_error()) and connects in
+  // Validates the options, loads TLS files, then connects to the first endpoint that answers
+  // PING and learns the topology and slot map with CLUSTER SLOTS. Errors: InvalidArgument for bad
+  // options or TLS files, for credentials the server rejects (WRONGPASS, NOAUTH) or a TLS
+  // certificate that fails verification, and for a topology mismatch (kStandalone against a cluster
+  // node or the reverse). A server that cannot be reached is not an error: the store is created
+  // unavailable (available() false, the reason logged and returned by last_error()) and connects in
   // the background after backoff, so an engine starts without its G4.
   static Result<std::unique_ptr<RedisStore>> Create(const RedisStoreOptions& options);
+  // Stops the background thread (waiting for a reconnect attempt in progress, at most
+  // connect_timeout + io_timeout). No call may be in progress.
   ~RedisStore() override;
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
