@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include "disk/disk_test_util.h"
 #include "remote/fs_files.h"
@@ -32,6 +33,11 @@ extern char** environ;
 
 namespace strata {
 namespace {
+
+// spdlog creates its registry on first use, inside libspdlog (not built with TSAN): have
+// that happen on the main thread at start-up, before any test starts threads that log, so
+// TSAN sees the creation ordered before every use.
+[[maybe_unused]] const bool kSpdlogReady = (spdlog::default_logger_raw(), true);
 
 namespace fsys = std::filesystem;
 using disk_test::FillBlock;
