@@ -192,16 +192,17 @@ void Warmup(const std::string& url, uint32_t n) {
 
 }  // namespace
 
-// Sized for the small preset on two cores: 4 users of 10 rounds at 0.25 QPS keep Strata
-// off below saturation most of the time; a long shared system prompt and a short per-user
-// context make the history (not the cold start) most of each prompt, as in a real chat;
-// 150 s gives each user several rounds after the ramp-up.
+// Sized for the small preset on two cores: 4 users of 10 rounds at 0.15 QPS keep Strata
+// off below saturation most of the time (~80% busy); a long shared system prompt (~4,500
+// tokens, more than G2 holds) and a short per-user context make the history, not the cold
+// start, most of each prompt, as in a long-running chat; 150 s gives each user several
+// rounds after the ramp-up.
 MultiRoundQaOptions CompareOptions::DefaultCpuWorkload() {
   MultiRoundQaOptions w;
   w.num_users = 4;
   w.num_rounds = 10;
-  w.qps = 0.25;
-  w.system_prompt_words = 500;
+  w.qps = 0.15;
+  w.system_prompt_words = 1500;
   w.user_context_words = 100;
   w.answer_tokens = 64;
   w.duration_s = 150;
