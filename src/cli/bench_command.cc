@@ -4,23 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "cli/split.h"
+
 namespace strata::cli {
 
 namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 2;
-
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    size_t comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
 }  // namespace
 
 void BenchCommand::AddWorkloadFlags(CLI::App* cmd, loadgen::MultiRoundQaOptions* w) {

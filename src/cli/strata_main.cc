@@ -31,6 +31,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
+#include "cli/split.h"
 #include "engine/engine.h"
 #include "engine/model_config.h"
 #include "metrics/metrics_server.h"
@@ -221,13 +222,7 @@ Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
   }
   if (args.shared_redis) {
     m.shared.kind = SharedTierKind::kRedis;
-    m.shared.endpoints.clear();
-    for (size_t pos = 0; pos <= args.shared_redis->size();) {
-      size_t comma = args.shared_redis->find(',', pos);
-      if (comma == std::string::npos) comma = args.shared_redis->size();
-      if (comma > pos) m.shared.endpoints.push_back(args.shared_redis->substr(pos, comma - pos));
-      pos = comma + 1;
-    }
+    m.shared.endpoints = cli::SplitComma(*args.shared_redis);
   }
   STRATA_RETURN_IF_ERROR(s.Validate());
   if (s.strata_enabled) STRATA_RETURN_IF_ERROR(m.Validate());

@@ -411,15 +411,12 @@ std::optional<TierHits> ReadTierCounters(const std::string& exposition) {
   t.host_blocks = PrometheusValue(exposition, hits, {{"tier", "host"}}).value_or(0);
   t.disk_blocks = PrometheusValue(exposition, hits, {{"tier", "disk"}}).value_or(0);
   t.shared_blocks = PrometheusValue(exposition, hits, {{"tier", "shared"}}).value_or(0);
-  t.cached_tokens = PrometheusValue(exposition, "strata_cached_tokens_total").value_or(0);
-  t.prompt_tokens = PrometheusValue(exposition, "strata_prompt_tokens_total").value_or(0);
   return t;
 }
 
 TierHits Delta(const TierHits& a, const TierHits& b) {
   return {a.prompt_blocks - b.prompt_blocks, a.host_blocks - b.host_blocks,
-          a.disk_blocks - b.disk_blocks,     a.shared_blocks - b.shared_blocks,
-          a.cached_tokens - b.cached_tokens, a.prompt_tokens - b.prompt_tokens};
+          a.disk_blocks - b.disk_blocks, a.shared_blocks - b.shared_blocks};
 }
 
 }  // namespace strata::loadgen

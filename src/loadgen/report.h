@@ -42,8 +42,6 @@ struct TierHits {
   double host_blocks = 0;    // of those, found in G2
   double disk_blocks = 0;    // found in G3
   double shared_blocks = 0;  // found in the G4 shared tier
-  double cached_tokens = 0;  // prompt tokens served from Strata
-  double prompt_tokens = 0;
   double host_rate() const { return prompt_blocks > 0 ? host_blocks / prompt_blocks : 0; }
   double disk_rate() const { return prompt_blocks > 0 ? disk_blocks / prompt_blocks : 0; }
   double shared_rate() const { return prompt_blocks > 0 ? shared_blocks / prompt_blocks : 0; }

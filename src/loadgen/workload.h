@@ -97,7 +97,6 @@ class MultiRoundQaWorkload {
 
   size_t active_users() const { return sessions_.size(); }
   size_t in_flight() const;
-  uint32_t users_joined() const { return next_user_id_ - options_.init_user_id; }
   // True once duration_s has passed and no request is in flight.
   bool Done(double now) const { return now >= options_.duration_s && in_flight() == 0; }
 
