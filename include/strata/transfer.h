@@ -91,6 +91,12 @@ struct TransferEngineOptions {
   // depth of each. Defaults 1 and 64.
   uint32_t uring_rings = 1;
   uint32_t uring_queue_depth = 64;
+  // io_uring: rings that TransferEngine::Execute borrows, one per concurrent caller, and
+  // drives on the calling thread (submit, wait and reap in one io_uring_enter; no
+  // completion thread). Each has the same queue depth and registrations as the shared
+  // rings (registered buffers count against RLIMIT_MEMLOCK once per ring). Default 2;
+  // 0 makes Execute use pread/pwrite for small requests.
+  uint32_t uring_sync_rings = 2;
   // io_uring: register host regions as fixed buffers, so the kernel does not pin pages
   // on every I/O. Costs pinning the whole region at registration (about 1.4 s per GiB
   // on the development VM) and RLIMIT_MEMLOCK per ring. Default true.
@@ -100,7 +106,8 @@ struct TransferEngineOptions {
   // beside a block-sized transfer (docs/benchmarks.md). Default 256 MiB.
   uint64_t uring_register_buffers_max_bytes = uint64_t{256} << 20;
   // TransferEngine::Execute runs file requests of at most this many bytes on the calling
-  // thread. Default 1 MiB; 0 never.
+  // thread with pread/pwrite, when no io_uring caller ring is free (or there is no
+  // io_uring). Default 1 MiB; 0 never.
   uint64_t inline_io_bytes = uint64_t{1} << 20;
   // Try io_uring at start-up; when the kernel refuses it, file transfers use posix and
   // the reason is logged and reported by backend_notes(). Default true.
@@ -177,9 +184,11 @@ class TransferEngine {
   // Starts the request. InvalidArgument if it is still in flight.
   Status Post(TransferRequest& request);
   // Posts the request and waits for it: the request's status (OK, or the first failed
-  // descriptor's reason). For callers that would wait at once anyway: a file request of at
-  // most `inline_io_bytes` then runs on the calling thread (pread/pwrite, no hand-off to a
-  // worker or completion thread), so its latency is the syscall's own.
+  // descriptor's reason). For callers that would wait at once anyway: a file request then
+  // runs on the calling thread — through an io_uring ring this thread drives (any size), or
+  // with pread/pwrite (up to `inline_io_bytes`) — with no hand-off to a worker or
+  // completion thread, so its latency is the I/O's own; a memcpy request is copied by the
+  // workers and the calling thread together.
   Status Execute(TransferRequest& request);
 
   // Backends available in this process, in preference order.

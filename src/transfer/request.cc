@@ -100,6 +100,8 @@ Status TransferRequest::status() const {
 }
 
 Status TransferRequest::Wait(std::chrono::nanoseconds timeout) const {
+  // Work nobody has started yet is done here rather than waited for (memcpy pieces).
+  if (impl_->in_flight()) impl_->backend->Help(*impl_);
   // Fast transfers finish within microseconds: spin briefly before sleeping, since a
   // futex sleep and wake-up costs more than that.
   const auto spin_until =

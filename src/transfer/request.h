@@ -115,6 +115,10 @@ class TransferBackend {
   // Moves every entry of an armed request on the calling thread and returns true, or
   // returns false (touching nothing) when this backend cannot or should not.
   virtual bool RunInline(RequestImpl& /*request*/) { return false; }
+  // Called by a thread about to wait for a posted request: it may do work of that request
+  // that no worker has started yet, so a waiter copies instead of sleeping through a
+  // hand-off. Must return in bounded time (CPU work only, never I/O that may hang).
+  virtual void Help(RequestImpl& /*request*/) {}
 };
 
 // Moves entries [begin, end) of `req` with pread/pwrite on the calling thread, honouring

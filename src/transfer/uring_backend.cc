@@ -13,6 +13,10 @@
 //   When the kernel or the memlock limit refuses, I/O falls back to plain fds and buffers.
 // - An entry larger than kMaxChunk moves in several consecutive I/Os (the kernel moves at
 //   most ~2 GiB per read/write); it completes once, when its last chunk does.
+// - TransferEngine::Execute (a caller that would wait at once) borrows one of
+//   `uring_sync_rings` caller-driven rings: it submits the request's I/Os and reaps their
+//   completions itself, one io_uring_enter per round and no thread hand-off, which is what
+//   a plain liburing loop pays. Those rings have the same registered files and buffers.
 #include <liburing.h>
 #include <pthread.h>
 #include <sys/uio.h>
@@ -60,6 +64,30 @@ struct EntrySlot {
   EntrySlot* next = nullptr;  // continuation list link
 };
 
+// A FIFO of entries linked through EntrySlot::next.
+struct SlotList {
+  EntrySlot* head = nullptr;
+  EntrySlot* tail = nullptr;
+
+  bool empty() const { return head == nullptr; }
+  void Push(EntrySlot* s) {
+    s->next = nullptr;
+    (tail ? tail->next : head) = s;
+    tail = s;
+  }
+  EntrySlot* Pop() {
+    EntrySlot* s = head;
+    head = s->next;
+    if (head == nullptr) tail = nullptr;
+    return s;
+  }
+  void Append(const SlotList& other) {
+    if (other.empty()) return;
+    (tail ? tail->next : head) = other.head;
+    tail = other.tail;
+  }
+};
+
 // A contiguous part [next, end) of a request's entries waiting for room on one ring.
 struct Cursor {
   EntrySlot* slots = nullptr;
@@ -80,12 +108,11 @@ struct Ring {
 
   // Guards the SQ side of `uring` (liburing's SQ is single-producer) and the queues below.
   std::mutex mu;
-  uint32_t in_flight = 0;          // I/Os prepared and not yet reaped; GUARDED_BY(mu)
-  Cursor* head = nullptr;          // FIFO of request parts; GUARDED_BY(mu)
-  Cursor* tail = nullptr;          // GUARDED_BY(mu)
-  EntrySlot* cont_head = nullptr;  // entries with a next chunk to issue; GUARDED_BY(mu)
-  EntrySlot* cont_tail = nullptr;  // GUARDED_BY(mu)
-  bool stopping = false;           // GUARDED_BY(mu)
+  uint32_t in_flight = 0;  // I/Os prepared and not yet reaped; GUARDED_BY(mu)
+  Cursor* head = nullptr;  // FIFO of request parts; GUARDED_BY(mu)
+  Cursor* tail = nullptr;  // GUARDED_BY(mu)
+  SlotList cont;           // entries with a next chunk to issue; GUARDED_BY(mu)
+  bool stopping = false;   // GUARDED_BY(mu)
   // Set when io_uring_enter refused a submission: the SQEs stay in the SQ and the
   // completion thread retries them on a timer instead of blocking forever.
   std::atomic<bool> stalled{false};
@@ -97,6 +124,14 @@ struct Ring {
   std::thread completer;
 };
 
+// A ring driven by the thread that borrowed it (TransferEngine::Execute): no completion
+// thread, no queue; `mu` is held for the whole request.
+struct SyncRing {
+  io_uring uring{};
+  bool initialised = false;
+  std::mutex mu;
+};
+
 class IoUringBackend final : public TransferBackend {
  public:
   explicit IoUringBackend(const TransferEngineOptions& options)
@@ -104,8 +139,10 @@ class IoUringBackend final : public TransferBackend {
         want_fixed_buffers_(options.uring_register_buffers),
         register_max_bytes_(options.uring_register_buffers_max_bytes),
         inline_bytes_(options.inline_io_bytes),
-        rings_(options.uring_rings) {
+        rings_(options.uring_rings),
+        sync_rings_(options.uring_sync_rings) {
     for (auto& r : rings_) r = std::make_unique<Ring>();
+    for (auto& r : sync_rings_) r = std::make_unique<SyncRing>();
   }
 
   ~IoUringBackend() override {
@@ -125,19 +162,20 @@ class IoUringBackend final : public TransferBackend {
       if (r->completer.joinable()) r->completer.join();
     for (auto& r : rings_)
       if (r->initialised) io_uring_queue_exit(&r->uring);
+    for (auto& r : sync_rings_)
+      if (r->initialised) io_uring_queue_exit(&r->uring);
   }
 
   Status Init() {
     for (size_t i = 0; i < rings_.size(); ++i) {
-      Ring& r = *rings_[i];
-      // SUBMIT_ALL (5.18+): one bad SQE does not stop the rest of the batch. Older
-      // kernels reject the flag; the submit loop copes without it.
-      int ret = io_uring_queue_init(depth_, &r.uring, IORING_SETUP_SUBMIT_ALL);
-      if (ret == -EINVAL) ret = io_uring_queue_init(depth_, &r.uring, 0);
-      if (ret < 0)
-        return Status::IoError(
-            fmt::format("io_uring_queue_init(entries {}) for ring {}", depth_, i), -ret);
-      r.initialised = true;
+      STRATA_RETURN_IF_ERROR(InitRing(rings_[i]->uring, fmt::format("ring {}", i)));
+      rings_[i]->initialised = true;
+      all_.push_back(&rings_[i]->uring);
+    }
+    for (size_t i = 0; i < sync_rings_.size(); ++i) {
+      STRATA_RETURN_IF_ERROR(InitRing(sync_rings_[i]->uring, fmt::format("caller ring {}", i)));
+      sync_rings_[i]->initialised = true;
+      all_.push_back(&sync_rings_[i]->uring);
     }
     STRATA_RETURN_IF_ERROR(ProbeOpcodes());
     ext_arg_ = (rings_[0]->uring.features & IORING_FEAT_EXT_ARG) != 0;
@@ -192,8 +230,7 @@ class IoUringBackend final : public TransferBackend {
     std::lock_guard lock(reg_mu_);
     if (region.uring_file_index >= 0) {
       const int none = -1;
-      for (auto& r : rings_)
-        io_uring_register_files_update(&r->uring, region.uring_file_index, &none, 1);
+      for (io_uring* u : all_) io_uring_register_files_update(u, region.uring_file_index, &none, 1);
       file_used_[region.uring_file_index] = false;
       region.uring_file_index = -1;
     }
@@ -225,9 +262,15 @@ class IoUringBackend final : public TransferBackend {
     return Status::Ok();
   }
 
-  // A caller about to wait (TransferEngine::Execute) gains nothing from the ring for a
-  // small request: pread/pwrite on its own thread skip both thread hand-offs.
+  // A caller about to wait (TransferEngine::Execute) drives a ring of its own: no thread
+  // hand-off at all. When every caller ring is busy, a small request runs with
+  // pread/pwrite on this thread and a large one goes through the shared rings.
   bool RunInline(RequestImpl& req) override {
+    if (SyncRing* ring = TryBorrowSyncRing()) {
+      std::lock_guard lock(ring->mu, std::adopt_lock);
+      RunOnSyncRing(*ring, req);
+      return true;
+    }
     if (req.total_bytes > inline_bytes_) return false;
     RunFileEntries(req, 0, static_cast<uint32_t>(req.entries.size()));
     return true;
@@ -271,6 +314,74 @@ class IoUringBackend final : public TransferBackend {
   }
 
  private:
+  Status InitRing(io_uring& uring, const std::string& what) {
+    // SUBMIT_ALL (5.18+): one bad SQE does not stop the rest of the batch. Older
+    // kernels reject the flag; the submit loops cope without it.
+    int ret = io_uring_queue_init(depth_, &uring, IORING_SETUP_SUBMIT_ALL);
+    if (ret == -EINVAL) ret = io_uring_queue_init(depth_, &uring, 0);
+    if (ret < 0)
+      return Status::IoError(fmt::format("io_uring_queue_init(entries {}) for {}", depth_, what),
+                             -ret);
+    return Status::Ok();
+  }
+
+  // A free caller ring, locked, or null. Starts at a rotating ring so concurrent callers
+  // spread over the pool instead of all trying ring 0 first.
+  SyncRing* TryBorrowSyncRing() {
+    const size_t n = sync_rings_.size();
+    if (n == 0) return nullptr;
+    const size_t first = next_sync_.fetch_add(1, std::memory_order_relaxed);
+    for (size_t k = 0; k < n; ++k) {
+      SyncRing& r = *sync_rings_[(first + k) % n];
+      if (r.mu.try_lock()) return &r;
+    }
+    return nullptr;
+  }
+
+  // Moves every entry of `req` through `ring` on this thread: keeps up to depth_ I/Os in
+  // flight, submits and waits in one io_uring_enter, reaps, refills. The request is done
+  // when this returns.
+  void RunOnSyncRing(SyncRing& ring, RequestImpl& req) {
+    auto* state = static_cast<UringRequestState*>(req.backend_state.get());
+    EntrySlot* slots = state->slots.data();
+    const uint32_t n = static_cast<uint32_t>(req.entries.size());
+    uint32_t next = 0, in_flight = 0;
+    SlotList cont;  // entries with another chunk to issue
+    for (;;) {
+      while (in_flight < depth_) {
+        EntrySlot* s;
+        if (!cont.empty()) {
+          s = cont.Pop();
+        } else if (next < n) {
+          s = &slots[next++];
+          if (!StartEntry(*s)) continue;
+        } else {
+          break;
+        }
+        PrepareChunk(io_uring_get_sqe(&ring.uring), *s);  // room: in_flight < depth_
+        ++in_flight;
+      }
+      if (in_flight == 0) return;
+      // Submits whatever is still in the SQ and waits for one completion; the SQEs of a
+      // refused submission stay in the SQ for the next round.
+      const int ret = io_uring_submit_and_wait(&ring.uring, 1);
+      if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
+        if (!sync_stall_logged_.exchange(true, std::memory_order_relaxed))
+          spdlog::error("strata io_uring: io_uring_submit_and_wait: {}; retrying", ErrnoText(ret));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      unsigned head, seen = 0;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring.uring, head, cqe) {
+        ++seen;
+        --in_flight;
+        auto* s = reinterpret_cast<EntrySlot*>(static_cast<uintptr_t>(cqe->user_data));
+        if (ChunkDone(*s, cqe->res)) cont.Push(s);
+      }
+      if (seen > 0) io_uring_cq_advance(&ring.uring, seen);
+    }
+  }
+
   Status ProbeOpcodes() {
     io_uring_probe* probe = io_uring_get_probe_ring(&rings_[0]->uring);
     if (probe == nullptr)
@@ -295,10 +406,10 @@ class IoUringBackend final : public TransferBackend {
   // logs why, and returns false.
   template <typename Reg, typename Unreg>
   bool RegisterOnAllRings(std::string_view what, Reg reg, Unreg unreg) {
-    for (size_t i = 0; i < rings_.size(); ++i) {
-      const int ret = reg(&rings_[i]->uring);
+    for (size_t i = 0; i < all_.size(); ++i) {
+      const int ret = reg(all_[i]);
       if (ret < 0) {
-        for (size_t j = 0; j < i; ++j) unreg(&rings_[j]->uring);
+        for (size_t j = 0; j < i; ++j) unreg(all_[j]);
         spdlog::info("strata io_uring: {} failed: {} ({}); using unregistered {}", what,
                      strerror(-ret), strerrorname_np(-ret) ? strerrorname_np(-ret) : "?",
                      what.find("files") != std::string_view::npos ? "fds" : "buffers");
@@ -317,12 +428,11 @@ class IoUringBackend final : public TransferBackend {
       return;
     }
     const int idx = static_cast<int>(it - file_used_.begin());
-    for (size_t i = 0; i < rings_.size(); ++i) {
-      const int ret = io_uring_register_files_update(&rings_[i]->uring, idx, &region.fd, 1);
+    for (size_t i = 0; i < all_.size(); ++i) {
+      const int ret = io_uring_register_files_update(all_[i], idx, &region.fd, 1);
       if (ret != 1) {
         const int none = -1;
-        for (size_t j = 0; j < i; ++j)
-          io_uring_register_files_update(&rings_[j]->uring, idx, &none, 1);
+        for (size_t j = 0; j < i; ++j) io_uring_register_files_update(all_[j], idx, &none, 1);
         Note(fmt::format("file '{}': io_uring_register_files_update: {}; it uses its raw fd",
                          region.name, ErrnoText(ret)));
         return;
@@ -383,13 +493,12 @@ class IoUringBackend final : public TransferBackend {
   // failure the slots are emptied again everywhere. Returns 0 or the -errno.
   int UpdateBuffers(unsigned first, const std::vector<iovec>& iov) {
     const unsigned n = static_cast<unsigned>(iov.size());
-    for (size_t i = 0; i < rings_.size(); ++i) {
-      const int ret =
-          io_uring_register_buffers_update_tag(&rings_[i]->uring, first, iov.data(), nullptr, n);
+    for (size_t i = 0; i < all_.size(); ++i) {
+      const int ret = io_uring_register_buffers_update_tag(all_[i], first, iov.data(), nullptr, n);
       if (ret != static_cast<int>(n)) {
         const std::vector<iovec> empty(n, iovec{nullptr, 0});
         for (size_t j = 0; j <= i; ++j)
-          io_uring_register_buffers_update_tag(&rings_[j]->uring, first, empty.data(), nullptr, n);
+          io_uring_register_buffers_update_tag(all_[j], first, empty.data(), nullptr, n);
         return ret < 0 ? ret : -EIO;  // a partial update has no errno of its own
       }
     }
@@ -429,10 +538,8 @@ class IoUringBackend final : public TransferBackend {
     uint32_t prepared = 0;
     while (r.in_flight < depth_) {
       EntrySlot* s;
-      if (r.cont_head != nullptr) {
-        s = r.cont_head;
-        r.cont_head = s->next;
-        if (r.cont_head == nullptr) r.cont_tail = nullptr;
+      if (!r.cont.empty()) {
+        s = r.cont.Pop();
       } else if (r.head != nullptr) {
         Cursor* c = r.head;
         s = &c->slots[c->next++];
@@ -549,8 +656,7 @@ class IoUringBackend final : public TransferBackend {
       }
 
       uint32_t reaped = 0, seen = 0;
-      EntrySlot* cont_head = nullptr;
-      EntrySlot* cont_tail = nullptr;
+      SlotList cont;
       unsigned head;
       io_uring_for_each_cqe(&r.uring, head, cqe) {
         ++seen;
@@ -559,23 +665,16 @@ class IoUringBackend final : public TransferBackend {
         // After seeing this CQE, so the load sees its submitter's bump: see Ring::submitted.
         r.submitted.load(std::memory_order_acquire);
         auto* s = reinterpret_cast<EntrySlot*>(static_cast<uintptr_t>(cqe->user_data));
-        if (ChunkDone(*s, cqe->res)) {
-          s->next = nullptr;
-          (cont_tail ? cont_tail->next : cont_head) = s;
-          cont_tail = s;
-        }
+        if (ChunkDone(*s, cqe->res)) cont.Push(s);
       }
       if (seen > 0) io_uring_cq_advance(&r.uring, seen);
 
       std::lock_guard lock(r.mu);
       r.in_flight -= reaped;
-      if (cont_head != nullptr) {
-        (r.cont_tail ? r.cont_tail->next : r.cont_head) = cont_head;
-        r.cont_tail = cont_tail;
-      }
+      r.cont.Append(cont);
       if (r.stalled.load(std::memory_order_relaxed)) SubmitLocked(r);
       PumpLocked(r);
-      if (r.stopping && r.in_flight == 0 && r.head == nullptr && r.cont_head == nullptr) return;
+      if (r.stopping && r.in_flight == 0 && r.head == nullptr && r.cont.empty()) return;
     }
   }
 
@@ -605,6 +704,10 @@ class IoUringBackend final : public TransferBackend {
   const uint64_t inline_bytes_;        // TransferEngineOptions::inline_io_bytes
   std::vector<std::unique_ptr<Ring>> rings_;
   std::atomic<uint32_t> next_ring_{0};
+  std::vector<std::unique_ptr<SyncRing>> sync_rings_;  // for Execute
+  std::atomic<size_t> next_sync_{0};
+  std::atomic<bool> sync_stall_logged_{false};
+  std::vector<io_uring*> all_;  // every initialised ring, shared and caller-driven
   bool ext_arg_ = false;
 
   bool fixed_files_ = false;    // every ring has a sparse file table
@@ -622,6 +725,10 @@ Result<std::unique_ptr<TransferBackend>> MakeIoUringBackend(const TransferEngine
     return Status::InvalidArgument(
         fmt::format("TransferEngineOptions.uring_rings is {}; it must be 1..{}",
                     options.uring_rings, kMaxRings));
+  if (options.uring_sync_rings > kMaxRings)
+    return Status::InvalidArgument(
+        fmt::format("TransferEngineOptions.uring_sync_rings is {}; it must be 0..{}",
+                    options.uring_sync_rings, kMaxRings));
   if (options.uring_queue_depth == 0 || options.uring_queue_depth > kMaxQueueDepth)
     return Status::InvalidArgument(
         fmt::format("TransferEngineOptions.uring_queue_depth is {}; it must be 1..{}",

@@ -1,12 +1,15 @@
 // io_uring backend through the public TransferEngine API: round trips with and without
 // O_DIRECT, batches deeper than the queue, concurrent posters, re-posts, every fault
 // class reported per descriptor, cancellation, fixed-table exhaustion, >1 GiB entries.
+// Round trips and faults run twice: posted (shared rings, completion thread) and through
+// Execute (a ring driven by the calling thread).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -50,6 +53,15 @@ std::vector<uint32_t> Iota(uint32_t n, uint32_t first = 0) {
   return v;
 }
 
+// Runs body(t) on n threads at once; the sum of the failures they count.
+int FailuresOnThreads(uint32_t n, const std::function<int(uint32_t)>& body) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < n; ++t) threads.emplace_back([&, t] { failures += body(t); });
+  for (auto& th : threads) th.join();
+  return failures.load();
+}
+
 class UringBackendTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -59,8 +71,9 @@ class UringBackendTest : public ::testing::Test {
 
   // Creates the engine; false when this machine has no usable io_uring (the test then
   // skips with the engine's reason).
-  bool Start(uint32_t queue_depth = 64, uint32_t rings = 1) {
-    auto e = TransferEngine::Create({.uring_rings = rings, .uring_queue_depth = queue_depth});
+  bool Start(uint32_t queue_depth = 64, uint32_t rings = 1, uint32_t sync_rings = 2) {
+    auto e = TransferEngine::Create(
+        {.uring_rings = rings, .uring_queue_depth = queue_depth, .uring_sync_rings = sync_rings});
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     if (!e.ok()) return false;
     engine_ = std::move(e).value();
@@ -115,10 +128,15 @@ class UringBackendTest : public ::testing::Test {
     return std::move(req).value();
   }
 
-  // Posts and waits; the per-descriptor outcome is for the caller to check.
+  // Posts and waits (or Executes, with execute_); the per-descriptor outcome is for the
+  // caller to check.
   void PostAndWait(TransferRequest& req) {
-    ASSERT_TRUE(engine_->Post(req).ok());
-    (void)req.Wait(30s);  // outcomes are checked per descriptor by the caller
+    if (execute_) {
+      (void)engine_->Execute(req);  // outcomes are checked per descriptor by the caller
+    } else {
+      ASSERT_TRUE(engine_->Post(req).ok());
+      (void)req.Wait(30s);  // outcomes are checked per descriptor by the caller
+    }
     ASSERT_TRUE(req.done()) << "request still in flight after 30 s";
   }
 
@@ -130,7 +148,24 @@ class UringBackendTest : public ::testing::Test {
     return req;
   }
 
+  // A file of n blocks and two registered buffers of the same size with descriptor lists.
+  struct Scratch {
+    explicit Scratch(uint64_t bytes) : src(bytes), dst(bytes) {}
+    int fd = -1;
+    AlignedBuffer src, dst;
+    DescListId file = 0, s = 0, d = 0;
+  };
+  std::unique_ptr<Scratch> MakeScratch(uint32_t n, uint64_t block) {
+    auto x = std::make_unique<Scratch>(n * block);
+    x->fd = OpenFile(n * block, false);
+    x->file = Blocks(File(x->fd, n * block), n, block);
+    x->s = Blocks(Memory(x->src.p, x->src.size), n, block);
+    x->d = Blocks(Memory(x->dst.p, x->dst.size), n, block);
+    return x;
+  }
+
   std::unique_ptr<TransferEngine> engine_;
+  bool execute_ = false;  // PostAndWait uses TransferEngine::Execute
   std::vector<int> fds_;
   std::vector<std::string> paths_;  // names of the (unlinked) files, in open order
 };
@@ -143,14 +178,29 @@ class UringBackendTest : public ::testing::Test {
     }                                                                                    \
   } while (0)
 
+enum class Path { kPost, kExecute };
+
+// Runs each test posted and through Execute.
+class UringPathTest : public UringBackendTest, public ::testing::WithParamInterface<Path> {
+ protected:
+  void SetUp() override { execute_ = GetParam() == Path::kExecute; }
+};
+
+std::string PathName(Path p) {
+  return p == Path::kExecute ? "Execute" : "Post";
+}
+
 class UringRoundTripTest : public UringBackendTest,
-                           public ::testing::WithParamInterface<bool /*direct*/> {};
+                           public ::testing::WithParamInterface<std::tuple<bool, Path>> {
+ protected:
+  void SetUp() override { execute_ = std::get<1>(GetParam()) == Path::kExecute; }
+};
 
 TEST_P(UringRoundTripTest, WriteThenReadBackIsByteExact) {
-  START_OR_SKIP();
+  START_OR_SKIP(/*queue_depth=*/8);  // 32 descriptors: the rings refill as I/Os complete
   constexpr uint32_t kBlocks = 32;
   constexpr uint64_t kBlock = 64 << 10;
-  const int fd = OpenFile(kBlocks * kBlock, GetParam());
+  const int fd = OpenFile(kBlocks * kBlock, std::get<0>(GetParam()));
   if (fd < 0) GTEST_SKIP() << "O_DIRECT is not supported in " << testing::TempDir();
   AlignedBuffer src(kBlocks * kBlock), dst(kBlocks * kBlock);
   src.Fill(1);
@@ -185,8 +235,13 @@ TEST_P(UringRoundTripTest, WriteThenReadBackIsByteExact) {
   EXPECT_EQ(std::memcmp(src.p, dst.p, src.size), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(DirectAndBuffered, UringRoundTripTest, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "ODirect" : "Buffered"; });
+INSTANTIATE_TEST_SUITE_P(DirectAndBuffered, UringRoundTripTest,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Values(Path::kPost, Path::kExecute)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "ODirect" : "Buffered") +
+                                  PathName(std::get<1>(info.param));
+                         });
 
 // 500 descriptors through rings of depth 8: the rest waits in the rings' queues and is
 // submitted as completions free room. Two rings also split the batch between them.
@@ -221,39 +276,27 @@ TEST_F(UringBackendTest, ConcurrentPostsFromFourThreads) {
   START_OR_SKIP(/*queue_depth=*/16, /*rings=*/2);
   constexpr uint32_t kThreads = 4, kPerThread = 64, kRounds = 25;
   constexpr uint64_t kBlock = 16 << 10;
-  constexpr uint32_t kN = kThreads * kPerThread;
-  const int fd = OpenFile(kN * kBlock, false);
-  AlignedBuffer src(kN * kBlock), dst(kN * kBlock);
-  const DescListId file = Blocks(File(fd, kN * kBlock), kN, kBlock);
-  const DescListId s = Blocks(Memory(src.p, src.size), kN, kBlock);
-  const DescListId d = Blocks(Memory(dst.p, dst.size), kN, kBlock);
-
-  std::vector<std::thread> threads;
-  std::atomic<int> failures{0};
-  for (uint32_t t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      const std::vector<uint32_t> mine = Iota(kPerThread, t * kPerThread);
-      auto w =
-          engine_->CreateRequest(TransferOp::kWrite, s, mine, file, mine, BackendKind::kIoUring);
-      auto r =
-          engine_->CreateRequest(TransferOp::kRead, d, mine, file, mine, BackendKind::kIoUring);
-      if (!w.ok() || !r.ok()) {
-        ++failures;
-        return;
-      }
-      std::byte* my_src = src.p + t * kPerThread * kBlock;
-      std::byte* my_dst = dst.p + t * kPerThread * kBlock;
-      for (uint32_t round = 0; round < kRounds; ++round) {
-        std::memset(my_src, static_cast<int>(t * kRounds + round + 1), kPerThread * kBlock);
-        if (!engine_->Post(**w).ok() || !(*w)->Wait(30s).ok()) ++failures;
-        std::memset(my_dst, 0, kPerThread * kBlock);
-        if (!engine_->Post(**r).ok() || !(*r)->Wait(30s).ok()) ++failures;
-        if (std::memcmp(my_src, my_dst, kPerThread * kBlock) != 0) ++failures;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
+  const auto x = MakeScratch(kThreads * kPerThread, kBlock);
+  const DescListId file = x->file, s = x->s, d = x->d;
+  std::byte *const src_p = x->src.p, *const dst_p = x->dst.p;
+  auto body = [&](uint32_t t) {
+    const std::vector<uint32_t> mine = Iota(kPerThread, t * kPerThread);
+    auto w = engine_->CreateRequest(TransferOp::kWrite, s, mine, file, mine, BackendKind::kIoUring);
+    auto r = engine_->CreateRequest(TransferOp::kRead, d, mine, file, mine, BackendKind::kIoUring);
+    if (!w.ok() || !r.ok()) return 1;
+    int failures = 0;
+    std::byte* my_src = src_p + t * kPerThread * kBlock;
+    std::byte* my_dst = dst_p + t * kPerThread * kBlock;
+    for (uint32_t round = 0; round < kRounds; ++round) {
+      std::memset(my_src, static_cast<int>(t * kRounds + round + 1), kPerThread * kBlock);
+      failures += !engine_->Post(**w).ok() || !(*w)->Wait(30s).ok();
+      std::memset(my_dst, 0, kPerThread * kBlock);
+      failures += !engine_->Post(**r).ok() || !(*r)->Wait(30s).ok();
+      failures += std::memcmp(my_src, my_dst, kPerThread * kBlock) != 0;
+    }
+    return failures;
+  };
+  EXPECT_EQ(FailuresOnThreads(kThreads, body), 0);
 }
 
 // A prepared request is posted again and again; each post moves the current bytes.
@@ -278,10 +321,10 @@ TEST_F(UringBackendTest, RepostingThePreparedRequest) {
   }
 }
 
-// Execute runs a small request on the calling thread (pread/pwrite), a large one through
-// the ring; both move the same bytes.
-TEST_F(UringBackendTest, ExecuteSmallInlineAndLargeThroughTheRing) {
-  START_OR_SKIP(/*queue_depth=*/4);
+// Without caller rings, Execute runs a small request on the calling thread
+// (pread/pwrite) and a large one through the shared ring; both move the same bytes.
+TEST_F(UringBackendTest, ExecuteWithoutCallerRingsSmallInlineAndLargeThroughTheRing) {
+  START_OR_SKIP(/*queue_depth=*/4, /*rings=*/1, /*sync_rings=*/0);
   constexpr uint32_t kN = 8;
   constexpr uint64_t kBig = 512 << 10;  // 8 x 512 KiB = 4 MiB > inline_io_bytes (1 MiB)
   const int fd = OpenFile(kN * kBig, false);
@@ -301,7 +344,43 @@ TEST_F(UringBackendTest, ExecuteSmallInlineAndLargeThroughTheRing) {
   EXPECT_EQ(std::memcmp(src.p, dst.p, src.size), 0);
 }
 
-class UringFaultTest : public UringBackendTest {
+// More threads call Execute at once than there are caller rings: the others fall back
+// (pread/pwrite for small requests, the shared ring for large ones). Every byte lands.
+TEST_F(UringBackendTest, ConcurrentExecuteFromMoreThreadsThanCallerRings) {
+  START_OR_SKIP(/*queue_depth=*/8, /*rings=*/1, /*sync_rings=*/2);
+  constexpr uint32_t kThreads = 5, kPerThread = 24, kRounds = 20;
+  constexpr uint64_t kBlock = 64 << 10;  // 24 x 64 KiB = 1.5 MiB: over inline_io_bytes
+  const auto x = MakeScratch(kThreads * kPerThread, kBlock);
+  const DescListId file = x->file, s = x->s, d = x->d;
+  std::byte *const src_p = x->src.p, *const dst_p = x->dst.p;
+  // Odd threads move one block per request (small: the pread fallback when no ring is
+  // free), even threads the whole batch (large: the shared ring as fallback).
+  auto body = [&](uint32_t t) {
+    const std::vector<uint32_t> mine = Iota(kPerThread, t * kPerThread);
+    const bool small = t % 2 == 1;
+    std::byte* my_src = src_p + t * kPerThread * kBlock;
+    std::byte* my_dst = dst_p + t * kPerThread * kBlock;
+    int failures = 0;
+    for (uint32_t round = 0; round < kRounds; ++round) {
+      std::memset(my_src, static_cast<int>(t * kRounds + round + 1), kPerThread * kBlock);
+      std::memset(my_dst, 0, kPerThread * kBlock);
+      for (uint32_t k = 0; k < (small ? kPerThread : 1u); ++k) {
+        const std::vector<uint32_t> idx = small ? std::vector<uint32_t>{mine[k]} : mine;
+        auto w =
+            engine_->CreateRequest(TransferOp::kWrite, s, idx, file, idx, BackendKind::kIoUring);
+        auto r =
+            engine_->CreateRequest(TransferOp::kRead, d, idx, file, idx, BackendKind::kIoUring);
+        failures +=
+            !w.ok() || !r.ok() || !engine_->Execute(**w).ok() || !engine_->Execute(**r).ok();
+      }
+      failures += std::memcmp(my_src, my_dst, kPerThread * kBlock) != 0;
+    }
+    return failures;
+  };
+  EXPECT_EQ(FailuresOnThreads(kThreads, body), 0);
+}
+
+class UringFaultTest : public UringPathTest {
  protected:
   static constexpr uint32_t kN = 16;
   static constexpr uint64_t kBlock = 64 << 10;
@@ -320,7 +399,7 @@ class UringFaultTest : public UringBackendTest {
   DescListId file_ = 0, mem_ = 0;
 };
 
-TEST_F(UringFaultTest, InjectedEioOnReadFailsOnlyThatDescriptor) {
+TEST_P(UringFaultTest, InjectedEioOnReadFailsOnlyThatDescriptor) {
   START_OR_SKIP();
   SetUpFile();
   ASSERT_TRUE(Run(TransferOp::kWrite, mem_, Iota(kN), file_, Iota(kN))->status().ok());
@@ -346,7 +425,7 @@ TEST_F(UringFaultTest, InjectedEioOnReadFailsOnlyThatDescriptor) {
   EXPECT_EQ(r->status().sys_errno(), EIO);
 }
 
-TEST_F(UringFaultTest, InjectedEnospcOnWriteFailsOnlyThatDescriptor) {
+TEST_P(UringFaultTest, InjectedEnospcOnWriteFailsOnlyThatDescriptor) {
   START_OR_SKIP();
   SetUpFile();
   faults_->FailRange(TransferOp::kWrite, 9 * kBlock, kBlock, ENOSPC);
@@ -368,7 +447,7 @@ TEST_F(UringFaultTest, InjectedEnospcOnWriteFailsOnlyThatDescriptor) {
   EXPECT_EQ(std::memcmp(block.data(), src_.p + 8 * kBlock, kBlock), 0);
 }
 
-TEST_F(UringFaultTest, InjectedShortReadAndShortWriteAreErrors) {
+TEST_P(UringFaultTest, InjectedShortReadAndShortWriteAreErrors) {
   START_OR_SKIP();
   SetUpFile();
   // A short write really writes the prefix only, and says so.
@@ -398,7 +477,7 @@ TEST_F(UringFaultTest, InjectedShortReadAndShortWriteAreErrors) {
   EXPECT_EQ(faults_->injected(), 2u);
 }
 
-TEST_F(UringFaultTest, ReadPastEndOfFileIsAShortRead) {
+TEST_P(UringFaultTest, ReadPastEndOfFileIsAShortRead) {
   START_OR_SKIP();
   SetUpFile();
   ASSERT_EQ(ftruncate(fd_, 2 * kBlock), 0);  // the file shrank under the region
@@ -413,7 +492,7 @@ TEST_F(UringFaultTest, ReadPastEndOfFileIsAShortRead) {
 // descriptor. The engine validates file offsets and lengths up front, but cannot know
 // at PrepareDescList which file a memory descriptor will meet, so a misaligned buffer
 // reaches the kernel.
-TEST_F(UringBackendTest, MisalignedODirectBufferIsEinvalPerDescriptor) {
+TEST_P(UringPathTest, MisalignedODirectBufferIsEinvalPerDescriptor) {
   START_OR_SKIP();
   const int fd = OpenFile(4 * kPage, /*direct=*/true);
   if (fd < 0) GTEST_SKIP() << "O_DIRECT is not supported in " << testing::TempDir();
@@ -452,7 +531,7 @@ TEST_F(UringBackendTest, MisalignedODirectBufferIsEinvalPerDescriptor) {
 
 // A file offset the engine could not validate (O_DIRECT switched on after registration)
 // still comes back as a per-descriptor EINVAL from the kernel.
-TEST_F(UringBackendTest, MisalignedODirectFileOffsetIsEinvalPerDescriptor) {
+TEST_P(UringPathTest, MisalignedODirectFileOffsetIsEinvalPerDescriptor) {
   START_OR_SKIP();
   const int fd = OpenFile(4 * kPage, /*direct=*/false);
   AlignedBuffer buf(4 * kPage);
@@ -633,6 +712,13 @@ TEST_F(UringBackendTest, DescriptorLargerThanOneGibMovesInChunks) {
   std::memcpy(&v, buf.p + kGib + 8 * kPage, sizeof v);
   EXPECT_EQ(v, (kSize - kPage) ^ 0x5eed5eed5eed5eedULL);
 }
+
+INSTANTIATE_TEST_SUITE_P(PostAndExecute, UringFaultTest,
+                         ::testing::Values(Path::kPost, Path::kExecute),
+                         [](const auto& info) { return PathName(info.param); });
+INSTANTIATE_TEST_SUITE_P(PostAndExecute, UringPathTest,
+                         ::testing::Values(Path::kPost, Path::kExecute),
+                         [](const auto& info) { return PathName(info.param); });
 
 }  // namespace
 }  // namespace strata

@@ -50,8 +50,8 @@ void WorkerGroup::Loop(Worker& w) {
     {
       std::unique_lock lock(w.mu);
       w.cv.wait(lock, [&] { return w.stopping || w.count > 0; });
-      if (w.count == 0) return;  // stopping and drained
-      task = w.ring[w.head];
+      if (w.count == 0) return;          // stopping and drained
+      task = std::move(w.ring[w.head]);  // the slot must not keep `keep` alive
       w.head = (w.head + 1) % w.ring.size();
       --w.count;
     }

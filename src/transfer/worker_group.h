@@ -23,6 +23,9 @@ struct TransferTask {
   RequestImpl* request = nullptr;
   uint32_t begin = 0;  // entries [begin, end)
   uint32_t end = 0;
+  // Keeps backend state alive for a task that may run after its request is gone (the
+  // memcpy backend's helpers, which claim work and find none left).
+  std::shared_ptr<void> keep;
 };
 
 class WorkerGroup {
