@@ -85,6 +85,10 @@ struct TransferEngineOptions {
   uint32_t memcpy_threads = 2;
   // A memcpy request smaller than this runs on the posting thread. Default 1 MiB.
   uint64_t memcpy_inline_bytes = uint64_t{1} << 20;
+  // TransferEngine::Execute copies a memcpy request of at most this many bytes on the
+  // calling thread alone: waking the workers costs more than they save below about 2 MiB
+  // on the development VM (docs/benchmarks.md). Default 2 MiB.
+  uint64_t memcpy_execute_inline_bytes = uint64_t{2} << 20;
   // posix backend: pread/pwrite worker threads, each with its own queue. Default 4.
   uint32_t posix_threads = 4;
   // io_uring backend: number of rings (each with one completion thread) and the queue

@@ -60,6 +60,7 @@ class MemcpyBackend final : public TransferBackend {
  public:
   explicit MemcpyBackend(const TransferEngineOptions& options)
       : inline_bytes_(options.memcpy_inline_bytes),
+        execute_inline_bytes_(options.memcpy_execute_inline_bytes),
         workers_(options.memcpy_threads, 4096, "strata-memcpy", [](const TransferTask& t) {
           ClaimPieces(*static_cast<PiecePlan*>(t.keep.get()));
         }) {}
@@ -118,6 +119,14 @@ class MemcpyBackend final : public TransferBackend {
     for (uint32_t w = 0; w < helpers; ++w) workers_.Push(first + w, {nullptr, 0, 0, keep});
   }
 
+  // Execute: a request the caller waits for at once, copied here when small enough that
+  // waking the workers would cost more than their help.
+  bool RunInline(RequestImpl& req) override {
+    if (req.total_bytes > execute_inline_bytes_) return false;
+    CopyEntries(req);
+    return true;
+  }
+
   void Help(RequestImpl& req) override {
     if (auto* plan = static_cast<PiecePlan*>(req.backend_state.get())) ClaimPieces(*plan);
   }
@@ -165,6 +174,7 @@ class MemcpyBackend final : public TransferBackend {
   }
 
   const uint64_t inline_bytes_;
+  const uint64_t execute_inline_bytes_;
   WorkerGroup workers_;
 };
 

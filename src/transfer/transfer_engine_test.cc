@@ -293,7 +293,7 @@ TEST(TransferEngineTest, CancelNeverLeavesADescriptorHalfCopied) {
 // Several threads also wait on one request at once.
 TEST(TransferEngineTest, ShortLivedRequestsAndConcurrentWaiters) {
   auto engine = MakeEngine({.memcpy_threads = 2});
-  constexpr uint64_t kBlock = 2 << 20;
+  constexpr uint64_t kBlock = 3 << 20;  // above memcpy_execute_inline_bytes: workers help
   std::vector<std::byte> a(kBlock, std::byte{7}), b(kBlock);
   RegionId ra = *engine->RegisterMemory({.addr = a.data(), .length = a.size()});
   RegionId rb = *engine->RegisterMemory({.addr = b.data(), .length = b.size()});
