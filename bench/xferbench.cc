@@ -21,6 +21,7 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <random>
@@ -167,36 +168,116 @@ class Histogram {
 //   populate: MAP_POPULATE, then filled with a pattern (page-fault order, 4 KiB pages);
 //   lazy:     untouched until the engine registers it or the first I/O pins it, as fio's
 //             malloc'd read buffers are (writes then send zeros);
-//   thp:      MADV_HUGEPAGE (2 MiB transparent huge pages), then filled with the pattern.
-enum class HostMemory { kPopulate, kLazy, kThp };
+//   thp:      MADV_HUGEPAGE (2 MiB transparent huge pages), then filled with the pattern —
+//             what the G2 host tier uses, and the default;
+//   hugetlb:  MAP_HUGETLB | MAP_HUGE_2MB (reserved 2 MiB pages, as fio's
+//             --iomem=mmaphuge), then filled with the pattern.
+enum class HostMemory { kPopulate, kLazy, kThp, kHugetlb };
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+
+constexpr uint64_t kHugePage = uint64_t{2} << 20;
+
+// One number of /sys/kernel/mm/hugepages/hugepages-2048kB/<name>, or -1.
+int64_t HugetlbCount(const char* name) {
+  FILE* f =
+      std::fopen(fmt::format("/sys/kernel/mm/hugepages/hugepages-2048kB/{}", name).c_str(), "r");
+  if (!f) return -1;
+  long long v = -1;
+  if (std::fscanf(f, "%lld", &v) != 1) v = -1;
+  std::fclose(f);
+  return v;
+}
+
+// Why a MAP_HUGETLB mapping of `bytes` failed with `err`, and what to do about it.
+std::string HugetlbError(uint64_t bytes, int err) {
+  const int64_t pages = static_cast<int64_t>(bytes / kHugePage);
+  const int64_t total = HugetlbCount("nr_hugepages");
+  const int64_t avail = HugetlbCount("free_hugepages");
+  const int64_t suggest = std::max<int64_t>(total, 0) + pages - std::max<int64_t>(avail, 0);
+  std::string why;
+  if (total == 0) {
+    why = "no 2 MiB hugetlb pages are reserved";
+  } else if (total > 0 && avail >= 0) {
+    why = fmt::format("{} of {} reserved 2 MiB hugetlb pages are free", avail, total);
+  } else {
+    why = "cannot read /sys/kernel/mm/hugepages/hugepages-2048kB";
+  }
+  return fmt::format(
+      "--host-memory hugetlb: mmap MAP_HUGETLB|MAP_HUGE_2MB of {} ({} pages of 2 MiB): {}; {} "
+      "(reserve them as root, e.g. echo {} > /proc/sys/vm/nr_hugepages, or use --host-memory thp)",
+      SizeName(bytes), pages, strerror(err), why, suggest);
+}
+
+// Bytes of [addr, addr + size) on huge pages (transparent or hugetlb), from
+// /proc/self/smaps: the sum over the mappings that overlap the range (a neighbouring
+// mapping merged with it would count too). -1 when smaps cannot be read.
+int64_t HugePageBytes(const void* addr, uint64_t size) {
+  FILE* f = std::fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  const uint64_t lo = reinterpret_cast<uint64_t>(addr), hi = lo + size;
+  int64_t total = 0;
+  bool inside = false;
+  char line[512];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long a = 0, b = 0;
+    char c = 0;
+    if (std::sscanf(line, "%lx-%lx %c", &a, &b, &c) == 3) {  // a mapping's header
+      inside = a < hi && b > lo;
+      continue;
+    }
+    if (!inside) continue;
+    unsigned long long kb = 0;
+    if (std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1 ||
+        std::sscanf(line, "Private_Hugetlb: %llu kB", &kb) == 1 ||
+        std::sscanf(line, "Shared_Hugetlb: %llu kB", &kb) == 1)
+      total += static_cast<int64_t>(kb) * 1024;
+  }
+  std::fclose(f);
+  return total;
+}
 
 // Page-aligned host memory.
 class HostBuffer {
  public:
   HostBuffer() = default;
   explicit HostBuffer(uint64_t bytes, HostMemory mode = HostMemory::kPopulate) {
-    // THP needs 2 MiB alignment: over-allocate and trim.
-    constexpr uint64_t kHuge = uint64_t{2} << 20;
     size_ = (bytes + 4095) / 4096 * 4096;
-    const bool thp = mode == HostMemory::kThp;
-    const uint64_t map = thp ? size_ + kHuge : size_;
-    const int flags =
-        MAP_PRIVATE | MAP_ANONYMOUS | (mode == HostMemory::kPopulate ? MAP_POPULATE : 0);
-    void* p = mmap(nullptr, map, PROT_READ | PROT_WRITE, flags, -1, 0);
+    void* p = MAP_FAILED;
+    if (mode == HostMemory::kHugetlb) {
+      // Reserved pages are taken at mmap time: too few fails here, not at first touch.
+      size_ = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+      p = mmap(nullptr, size_, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+      if (p == MAP_FAILED) error_ = HugetlbError(size_, errno);
+    } else {
+      // THP needs 2 MiB alignment and whole 2 MiB pages: a smaller buffer (one 64 KiB
+      // block at QD 1) would stay on 4 KiB pages. Round up, over-allocate and trim.
+      const bool thp = mode == HostMemory::kThp;
+      if (thp) size_ = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+      const uint64_t map = thp ? size_ + kHugePage : size_;
+      const int flags =
+          MAP_PRIVATE | MAP_ANONYMOUS | (mode == HostMemory::kPopulate ? MAP_POPULATE : 0);
+      p = mmap(nullptr, map, PROT_READ | PROT_WRITE, flags, -1, 0);
+      if (p == MAP_FAILED) {
+        error_ = fmt::format("mmap {} bytes of host memory: {}", map, strerror(errno));
+      } else if (thp) {
+        auto* base = static_cast<std::byte*>(p);
+        const uint64_t addr = reinterpret_cast<uint64_t>(base);
+        const uint64_t lead = (kHugePage - addr % kHugePage) % kHugePage;
+        if (lead) munmap(base, lead);
+        if (map - lead > size_) munmap(base + lead + size_, map - lead - size_);
+        p = base + lead;
+        madvise(p, size_, MADV_HUGEPAGE);
+      }
+    }
     if (p == MAP_FAILED) {
       size_ = 0;
       return;
     }
-    auto* base = static_cast<std::byte*>(p);
-    if (thp) {
-      const uint64_t addr = reinterpret_cast<uint64_t>(base);
-      const uint64_t lead = (kHuge - addr % kHuge) % kHuge;
-      if (lead) munmap(base, lead);
-      if (map - lead > size_) munmap(base + lead + size_, map - lead - size_);
-      base += lead;
-      madvise(base, size_, MADV_HUGEPAGE);
-    }
-    data_ = base;
+    data_ = static_cast<std::byte*>(p);
     if (mode == HostMemory::kLazy) return;
     // A non-zero pattern, so writes move real data and nothing is a zero page.
     uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -211,18 +292,23 @@ class HostBuffer {
   ~HostBuffer() {
     if (data_) munmap(data_, size_);
   }
-  HostBuffer(HostBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(o.size_) {}
+  HostBuffer(HostBuffer&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(o.size_), error_(std::move(o.error_)) {}
   HostBuffer& operator=(HostBuffer&& o) noexcept {
     std::swap(data_, o.data_);
     std::swap(size_, o.size_);
+    std::swap(error_, o.error_);
     return *this;
   }
   std::byte* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // Why the mapping failed (data() is null).
+  const std::string& error() const { return error_; }
 
  private:
   std::byte* data_ = nullptr;
   uint64_t size_ = 0;
+  std::string error_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -323,10 +409,13 @@ struct Pool {
 // Builds `count` requests of `batch` descriptors. Request p uses host slots of in-flight
 // position p % qd (so the qd requests in flight at once never share a slot unless the
 // host buffer is capped below qd * batch slots) and remote blocks sequential over the
-// remote list or uniformly random.
+// remote list or uniformly random. With `remote_first` / `local_first` (execute-threads:
+// one pool per caller thread) the remote blocks are [remote_first, remote_first +
+// remote_blocks) and the host slots start at local_first (modulo local_slots).
 Result<Pool> MakePool(TransferEngine& engine, TransferOp op, DescListId local, uint32_t local_slots,
                       DescListId remote, uint32_t remote_blocks, uint32_t batch, uint32_t qd,
-                      uint32_t count, Pattern pattern, BackendKind backend, std::mt19937_64& rng) {
+                      uint32_t count, Pattern pattern, BackendKind backend, std::mt19937_64& rng,
+                      uint32_t remote_first = 0, uint32_t local_first = 0) {
   Pool pool;
   pool.local_idx.resize(uint64_t{count} * batch);
   pool.remote_idx.resize(uint64_t{count} * batch);
@@ -334,9 +423,11 @@ Result<Pool> MakePool(TransferEngine& engine, TransferOp op, DescListId local, u
   for (uint32_t p = 0; p < count; ++p) {
     for (uint32_t j = 0; j < batch; ++j) {
       const uint64_t k = uint64_t{p} * batch + j;
-      pool.local_idx[k] = static_cast<uint32_t>((uint64_t{p % qd} * batch + j) % local_slots);
+      pool.local_idx[k] =
+          static_cast<uint32_t>((local_first + uint64_t{p % qd} * batch + j) % local_slots);
       pool.remote_idx[k] =
-          pattern == Pattern::kSeq ? static_cast<uint32_t>(k % remote_blocks) : any_block(rng);
+          remote_first +
+          (pattern == Pattern::kSeq ? static_cast<uint32_t>(k % remote_blocks) : any_block(rng));
     }
   }
   pool.requests.reserve(count);
@@ -435,6 +526,70 @@ Result<LoopResult> RunLoop(TransferEngine& engine, Pool& pool, uint32_t qd, cons
   return out;
 }
 
+// Drives the pool's requests one at a time with TransferEngine::Execute (post and wait in
+// one call; the engine may run the request on this thread), round-robin, until the limit
+// is reached. There is no separate post time: each Execute call's
+// duration is the completion latency, and `post` stays empty.
+Result<LoopResult> RunExecute(TransferEngine& engine, Pool& pool, const Limit& limit) {
+  LoopResult out;
+  const size_t n = pool.requests.size();
+  const int64_t t0 = NowNs();
+  const int64_t deadline = t0 + static_cast<int64_t>(limit.seconds * 1e9);
+  int64_t last = t0;
+  for (size_t i = 0;; i = (i + 1) % n) {
+    TransferRequest& r = *pool.requests[i];
+    const int64_t a = last;
+    Status s = engine.Execute(r);
+    last = NowNs();
+    if (!s.ok()) return s.WithContext("Execute");
+    out.completion.Add(last - a);
+    out.bytes += r.total_bytes();
+    out.descriptors += r.size();
+    ++out.requests;
+    if (limit.bytes ? out.bytes >= limit.bytes : last >= deadline) break;
+  }
+  out.seconds = static_cast<double>(last - t0) / 1e9;
+  return out;
+}
+
+// --submit execute-threads: one caller thread per pool, each driving its own pool with
+// RunExecute (one request at a time, as a fio psync job), all released together by a
+// latch. Bytes, descriptors and requests are summed and the Execute latencies merged;
+// seconds = from the first thread's start to the last thread's end. A --bytes limit is
+// split evenly between the threads.
+Result<LoopResult> RunExecuteThreads(TransferEngine& engine, std::vector<Pool>& pools,
+                                     const Limit& limit) {
+  const size_t n = pools.size();
+  Limit each = limit;
+  if (limit.bytes) each.bytes = std::max<uint64_t>(1, limit.bytes / n);
+  std::vector<Result<LoopResult>> res(n, Status::Internal("thread did not run"));
+  std::vector<int64_t> start(n, 0), end(n, 0);
+  std::latch ready(static_cast<std::ptrdiff_t>(n));
+  {
+    std::vector<std::jthread> threads;
+    threads.reserve(n);
+    for (size_t t = 0; t < n; ++t)
+      threads.emplace_back([&, t] {
+        ready.arrive_and_wait();
+        start[t] = NowNs();
+        res[t] = RunExecute(engine, pools[t], each);
+        end[t] = NowNs();
+      });
+  }
+  LoopResult out;
+  for (size_t t = 0; t < n; ++t) {
+    if (!res[t].ok()) return res[t].status().WithContext(fmt::format("caller thread {}", t));
+    out.bytes += res[t]->bytes;
+    out.descriptors += res[t]->descriptors;
+    out.requests += res[t]->requests;
+    out.completion.Merge(res[t]->completion);
+  }
+  out.seconds = static_cast<double>(*std::max_element(end.begin(), end.end()) -
+                                    *std::min_element(start.begin(), start.end())) /
+                1e9;
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // Results.
 
@@ -447,7 +602,11 @@ struct Point {
   uint32_t qd = 0;
   std::string direct;  // "on", "off", "-" (mem)
   std::string pattern;
-  std::string repost;
+  std::string repost;  // "-" with execute
+  // "post" (Post + Wait, qd in flight), "execute" (Execute, QD 1) or "execute x<N>
+  // threads" (execute-threads: N = qd caller threads, each Executing one request at a time)
+  std::string submit;
+  uint32_t threads = 1;  // caller threads (qd with execute-threads)
   uint32_t pool = 0;
   uint64_t span_bytes = 0;  // distinct remote bytes the pool addresses
   bool aliased = false;     // host slots shared between in-flight requests (buffer cap)
@@ -455,6 +614,7 @@ struct Point {
   uint64_t bytes = 0;
   double gbps = 0;
   double iops = 0;
+  // post_* are NaN with execute (no separate post); compl_* is then the Execute call.
   double prep_mean = 0, prep_p99 = 0, post_mean = 0, post_p99 = 0, compl_mean = 0, compl_p99 = 0;
   std::optional<double> memcpy_gbps;  // mem mode baseline
 };
@@ -474,36 +634,50 @@ std::string Opt(const std::optional<double>& v, int prec) {
   return v ? fmt::format("{:.{}f}", *v, prec) : std::string("-");
 }
 
-void PrintPointHeader(bool mem) {
-  fmt::print("{:<9} {:<5} {:>5} {:>5} {:>3} {:>6} {:>8} {:>10} {:>17} {:>17} {:>19}{}\n", "backend",
-             "op", "block", "batch", "qd", "direct", "GB/s", "IOPS", "prep us mean/p99",
-             "post us mean/p99", "compl us mean/p99",
+// A latency for JSON (null when not measured: post with execute) and for CSV (empty).
+std::string JsonNum(double v) {
+  return std::isnan(v) ? "null" : fmt::format("{:.3f}", v);
+}
+std::string CsvNum(double v) {
+  return std::isnan(v) ? "" : fmt::format("{:.3f}", v);
+}
+
+// "mean/p99" in two columns of width `w`; "-/-" for a latency that was not measured.
+std::string MeanP99(double mean, double p99, int w) {
+  if (std::isnan(mean)) return fmt::format("{:>{}}/{:<{}}", "-", w, "-", w);
+  return fmt::format("{:>{}.1f}/{:<{}.1f}", mean, w, p99, w);
+}
+
+// `submit_width`: 7, or 18 for "execute x<N> threads".
+void PrintPointHeader(bool mem, int submit_width) {
+  fmt::print("{:<9} {:<5} {:>5} {:>5} {:>3} {:>6} {:<{}} {:>8} {:>10} {:>17} {:>17} {:>19}{}\n",
+             "backend", "op", "block", "batch", "qd", "direct", "submit", submit_width, "GB/s",
+             "IOPS", "prep us mean/p99", "post us mean/p99", "compl us mean/p99",
              mem ? fmt::format(" {:>11} {:>7}", "memcpy GB/s", "ratio") : std::string());
   std::fflush(stdout);
 }
 
-void PrintPoint(const Point& p) {
+void PrintPoint(const Point& p, int submit_width) {
   std::string extra;
   if (p.mode == "mem")
     extra = fmt::format(" {:>11} {:>7}", Opt(p.memcpy_gbps, 2),
                         p.memcpy_gbps ? fmt::format("{:.3f}", p.gbps / *p.memcpy_gbps) : "-");
-  fmt::print(
-      "{:<9} {:<5} {:>5} {:>5} {:>3} {:>6} {:>8.3f} {:>10.0f} {:>8.1f}/{:<8.1f} {:>8.1f}/{:<8.1f} "
-      "{:>9.1f}/{:<9.1f}{}{}\n",
-      p.backend, p.op, SizeName(p.block), p.batch, p.qd, p.direct, p.gbps, p.iops, p.prep_mean,
-      p.prep_p99, p.post_mean, p.post_p99, p.compl_mean, p.compl_p99, extra,
-      p.aliased ? "  (host slots shared)" : "");
+  fmt::print("{:<9} {:<5} {:>5} {:>5} {:>3} {:>6} {:<{}} {:>8.3f} {:>10.0f} {} {} {}{}{}\n",
+             p.backend, p.op, SizeName(p.block), p.batch, p.qd, p.direct, p.submit, submit_width,
+             p.gbps, p.iops, MeanP99(p.prep_mean, p.prep_p99, 8),
+             MeanP99(p.post_mean, p.post_p99, 8), MeanP99(p.compl_mean, p.compl_p99, 9), extra,
+             p.aliased ? "  (host slots shared)" : "");
   std::fflush(stdout);
 }
 
 void PrintRawHeader() {
-  fmt::print("{:<5} {:>5} {:>6} {:<16} {:>9} {:>9} {:>9} {:>9} {:>16} {:>16}\n", "op", "block",
+  fmt::print("{:<5} {:>5} {:>6} {:<23} {:>9} {:>9} {:>9} {:>9} {:>16} {:>16}\n", "op", "block",
              "direct", "method", "samples", "mean us", "p50 us", "p99 us", "over syscall us",
              "over raw uring us");
 }
 
 void PrintRaw(const RawRow& r) {
-  fmt::print("{:<5} {:>5} {:>6} {:<16} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>16} {:>16}\n", r.op,
+  fmt::print("{:<5} {:>5} {:>6} {:<23} {:>9} {:>9.2f} {:>9.2f} {:>9.2f} {:>16} {:>16}\n", r.op,
              SizeName(r.block), r.direct, r.method, r.samples, r.mean, r.p50, r.p99,
              Opt(r.over_syscall, 2), Opt(r.over_uring, 2));
   std::fflush(stdout);
@@ -534,7 +708,8 @@ struct Config {
   uint32_t rounds = 4;
   std::string pattern = "seq";
   std::string repost = "oldest";
-  std::string host_memory = "populate";
+  std::string submit = "auto";
+  std::string host_memory = "thp";
   bool keep_file = false;
   std::string json, csv;
   bool quiet = false;
@@ -554,6 +729,7 @@ class Bench {
     } else {
       s = RunSweep();
     }
+    CheckPages();
     Status w = WriteOutputs();
     if (!cfg_.keep_file && file_ && file_->created) unlink(file_->path.c_str());
     if (!s.ok()) return Fail(s);
@@ -599,7 +775,24 @@ class Bench {
     if (cfg_.op == "write" || cfg_.op == "both") ops_.push_back(TransferOp::kWrite);
     if (cfg_.direct == "on" || cfg_.direct == "both") directs_.push_back(true);
     if (cfg_.direct == "off" || cfg_.direct == "both") directs_.push_back(false);
+    if (cfg_.submit == "execute-threads" && cfg_.mode == "raw-overhead")
+      return Status::InvalidArgument(
+          "--submit execute-threads is for the file and mem modes (raw-overhead measures QD 1)");
+    if (cfg_.submit == "execute" && cfg_.mode != "raw-overhead") {
+      for (uint32_t qd : cfg_.qds)
+        if (qd != 1)
+          return Status::InvalidArgument(fmt::format(
+              "--submit execute runs one request at a time (Execute = Post + Wait): it needs "
+              "--qd 1, got --qd {} (use --submit post or auto)",
+              qd));
+    }
 
+    if (FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r")) {
+      char buf[128] = {};
+      if (std::fgets(buf, sizeof buf, f)) thp_setting_ = buf;
+      std::fclose(f);
+      while (!thp_setting_.empty() && thp_setting_.back() == '\n') thp_setting_.pop_back();
+    }
     const auto avail = engine_->backends();
     std::string names;
     for (BackendKind k : avail)
@@ -612,12 +805,12 @@ class Bench {
       fmt::print(stderr, "# strata-xferbench {} | Linux {} | {} CPUs | backends: {}{}\n", Today(),
                  u.release, std::thread::hardware_concurrency(), names,
                  notes.empty() ? "" : " | notes: " + notes);
-      fmt::print(
-          stderr,
-          "# engine: posix_threads={} memcpy_threads={} uring_rings={} uring_queue_depth={} | "
-          "host memory: {}\n",
-          opts_.posix_threads, opts_.memcpy_threads, opts_.uring_rings, opts_.uring_queue_depth,
-          cfg_.host_memory);
+      fmt::print(stderr,
+                 "# engine: posix_threads={} memcpy_threads={} uring_rings={} uring_queue_depth={} "
+                 "uring_sync_rings={} inline_io_bytes={} | host memory: {} | submit: {}\n",
+                 opts_.posix_threads, opts_.memcpy_threads, opts_.uring_rings,
+                 opts_.uring_queue_depth, opts_.uring_sync_rings, opts_.inline_io_bytes,
+                 cfg_.host_memory, cfg_.submit);
     }
 
     // Host memory for the local side: enough for the largest qd * batch * block of the
@@ -632,12 +825,20 @@ class Bench {
     }
     const uint64_t max_block = *std::max_element(blocks_.begin(), blocks_.end());
     need = std::max(std::min(need, host_cap_), max_block);
-    const HostMemory host_memory = cfg_.host_memory == "lazy"  ? HostMemory::kLazy
-                                   : cfg_.host_memory == "thp" ? HostMemory::kThp
-                                                               : HostMemory::kPopulate;
+    // mem mode: the remote buffer gets the same pages, and the std::memcpy baseline copies
+    // between these same two buffers.
+    const HostMemory host_memory = cfg_.host_memory == "lazy"      ? HostMemory::kLazy
+                                   : cfg_.host_memory == "thp"     ? HostMemory::kThp
+                                   : cfg_.host_memory == "hugetlb" ? HostMemory::kHugetlb
+                                                                   : HostMemory::kPopulate;
     local_ = HostBuffer(need, host_memory);
     if (!local_.data())
-      return Status::IoError(fmt::format("mmap {} bytes of host memory", need), errno);
+      return Status::ResourceExhausted(
+          local_.error() +
+          (host_memory == HostMemory::kHugetlb && cfg_.mode == "mem"
+               ? fmt::format(" [local buffer; the remote buffer of --mode mem needs {} more pages]",
+                             (mem_size_ + kHugePage - 1) / kHugePage)
+               : std::string(" [local buffer]")));
     STRATA_ASSIGN_OR_RETURN(local_region_, engine_->RegisterMemory({.type = MemoryType::kHost,
                                                                     .addr = local_.data(),
                                                                     .length = local_.size(),
@@ -645,7 +846,7 @@ class Bench {
     if (cfg_.mode == "mem") {
       remote_mem_ = HostBuffer(mem_size_, host_memory);
       if (!remote_mem_.data())
-        return Status::IoError(fmt::format("mmap {} bytes of host memory", mem_size_), errno);
+        return Status::ResourceExhausted(remote_mem_.error() + " [remote buffer of --mode mem]");
       STRATA_ASSIGN_OR_RETURN(remote_mem_region_,
                               engine_->RegisterMemory({.type = MemoryType::kHost,
                                                        .addr = remote_mem_.data(),
@@ -673,6 +874,27 @@ class Bench {
                        file_->direct_error));
     }
     return Status::Ok();
+  }
+
+  // After the run (a lazy buffer has its pages by then): how much of each host buffer is
+  // on huge pages, for the JSON and the reader; a thp buffer the kernel could not back
+  // with huge pages is flagged.
+  void CheckPages() {
+    local_huge_ = local_.data() ? HugePageBytes(local_.data(), local_.size()) : -1;
+    remote_huge_ = remote_mem_.data() ? HugePageBytes(remote_mem_.data(), remote_mem_.size()) : -1;
+    auto report = [&](const char* name, const HostBuffer& b, int64_t huge) {
+      if (!b.data() || huge < 0) return;
+      const double pct = 100.0 * static_cast<double>(huge) / static_cast<double>(b.size());
+      if ((cfg_.host_memory == "thp" || cfg_.host_memory == "hugetlb") &&
+          huge < static_cast<int64_t>(b.size()))
+        Note(fmt::format("{} buffer ({}, {}): only {:.1f}% on huge pages (THP: {})", name,
+                         SizeName(b.size()), cfg_.host_memory, pct, thp_setting_));
+      else if (!cfg_.quiet)
+        fmt::print(stderr, "# {} buffer: {} {}, {:.1f}% on huge pages\n", name, SizeName(b.size()),
+                   cfg_.host_memory, pct);
+    };
+    report("host", local_, local_huge_);
+    report("remote host", remote_mem_, remote_huge_);
   }
 
   bool Available(BackendKind k) const {
@@ -721,7 +943,7 @@ class Bench {
             for (uint32_t qd : cfg_.qds)
               for (bool direct : mem ? std::vector<bool>{false} : directs_) {
                 if (!header) {
-                  PrintPointHeader(mem);
+                  PrintPointHeader(mem, SubmitWidth());
                   header = true;
                 }
                 STRATA_RETURN_IF_ERROR(RunPoint(kind, op, block, batch, qd, direct, mem));
@@ -763,7 +985,10 @@ class Bench {
     const Pattern pattern = cfg_.pattern == "rand" ? Pattern::kRand : Pattern::kSeq;
     Status st;
     Point p;
-    {
+    if (cfg_.submit == "execute-threads") {
+      st = ThreadsPoint(kind, op, block, batch, qd, direct, mem, what, local_list,
+                        static_cast<uint32_t>(slots), remote_list, remote_blocks, pattern, p);
+    } else {
       auto pool = MakePool(*engine_, op, local_list, static_cast<uint32_t>(slots), remote_list,
                            static_cast<uint32_t>(remote_blocks), batch, qd,
                            static_cast<uint32_t>(count), pattern, kind, rng_);
@@ -781,30 +1006,110 @@ class Bench {
     (void)engine_->ReleaseDescList(local_list);
     (void)engine_->ReleaseDescList(remote_list);
     STRATA_RETURN_IF_ERROR(st);
-    PrintPoint(p);
+    PrintPoint(p, SubmitWidth());
     points_.push_back(std::move(p));
     return Status::Ok();
   }
 
-  Status MeasurePoint(Pool& pool, TransferOp op, uint64_t block, uint32_t batch, uint32_t qd,
-                      bool direct, bool mem, const std::string& what, Point& p) {
+  int SubmitWidth() const { return cfg_.submit == "execute-threads" ? 18 : 7; }
+
+  // --submit execute-threads: qd caller threads, like fio's psync engine with
+  // --numjobs=qd --offset_increment: thread t has its own pool over its own contiguous
+  // slice [t * B / qd, (t + 1) * B / qd) of the B remote blocks (sequential through it, or
+  // random within it), its own host slots (t * batch ...; shared only when the host buffer
+  // is capped, flagged as for post), and calls Execute on one request at a time. The pool
+  // cap --max-requests is split between the threads, so the span matches a post point's.
+  Status ThreadsPoint(BackendKind kind, TransferOp op, uint64_t block, uint32_t batch, uint32_t qd,
+                      bool direct, bool mem, const std::string& what, DescListId local_list,
+                      uint32_t slots, DescListId remote_list, uint64_t remote_blocks,
+                      Pattern pattern, Point& p) {
+    std::vector<Pool> pools;
+    pools.reserve(qd);
+    uint64_t span_blocks = 0;
+    const uint64_t per_thread_cap = std::max<uint64_t>(1, cfg_.max_requests / qd);
+    for (uint32_t t = 0; t < qd; ++t) {
+      const uint64_t first = remote_blocks * t / qd;
+      const uint64_t slice = remote_blocks * (t + 1) / qd - first;
+      if (slice < batch)
+        return Status::InvalidArgument(fmt::format(
+            "{}: a thread's slice ({} blocks of {}) is smaller than one request (batch {}); "
+            "use a larger --file-size or a smaller --qd",
+            what, slice, SizeName(block), batch));
+      const uint64_t count = std::min<uint64_t>(slice / batch, per_thread_cap);
+      auto pool = MakePool(*engine_, op, local_list, slots, remote_list,
+                           static_cast<uint32_t>(slice), batch, 1, static_cast<uint32_t>(count),
+                           pattern, kind, rng_, static_cast<uint32_t>(first),
+                           static_cast<uint32_t>(uint64_t{t} * batch % slots));
+      if (!pool.ok()) return pool.status().WithContext(fmt::format("{} (thread {})", what, t));
+      span_blocks += pattern == Pattern::kRand ? slice : std::min<uint64_t>(count * batch, slice);
+      pools.push_back(std::move(pool).value());
+    }
     if (cfg_.warmup > 0) {
-      auto w = RunLoop(*engine_, pool, qd, {.seconds = cfg_.warmup},
-                       cfg_.repost == "any" ? Repost::kAny : Repost::kOldest);
+      auto w = RunExecuteThreads(*engine_, pools, {.seconds = cfg_.warmup});
       if (!w.ok()) return w.status().WithContext(what + " (warm-up)");
     }
-    const Repost repost = cfg_.repost == "any" ? Repost::kAny : Repost::kOldest;
-    auto r = RunLoop(*engine_, pool, qd, limit_, repost);
+    auto r = RunExecuteThreads(*engine_, pools, limit_);
     if (!r.ok()) return r.status().WithContext(what);
+    Histogram prepare;
+    uint32_t requests = 0;
+    for (const Pool& pl : pools) {
+      prepare.Merge(pl.prepare);
+      requests += static_cast<uint32_t>(pl.requests.size());
+    }
+    Describe(p, pools.front().backend, op, block, batch, qd, direct, mem);
+    p.repost = "-";
+    p.submit = fmt::format("execute x{} threads", qd);
+    p.threads = qd;
+    p.pool = requests;
+    p.span_bytes = span_blocks * block;
+    p.aliased = slots < uint64_t{qd} * batch;
+    p.seconds = r->seconds;
+    p.bytes = r->bytes;
+    p.gbps = static_cast<double>(r->bytes) / r->seconds / 1e9;
+    p.iops = static_cast<double>(r->descriptors) / r->seconds;
+    p.prep_mean = prepare.MeanUs();
+    p.prep_p99 = prepare.PercentileUs(0.99);
+    p.post_mean = std::nan("");
+    p.post_p99 = std::nan("");
+    p.compl_mean = r->completion.MeanUs();
+    p.compl_p99 = r->completion.PercentileUs(0.99);
+    // mem: the single-thread std::memcpy baseline over thread 0's copies, for the same bytes.
+    if (mem) p.memcpy_gbps = MemcpyBaseline(pools.front(), op, block, batch, r->bytes);
+    return Status::Ok();
+  }
+
+  // The point's coordinates, common to every submission path.
+  void Describe(Point& p, BackendKind backend, TransferOp op, uint64_t block, uint32_t batch,
+                uint32_t qd, bool direct, bool mem) const {
     p.mode = mem ? "mem" : "file";
-    p.backend = std::string(BackendKindName(pool.backend));
+    p.backend = std::string(BackendKindName(backend));
     p.op = std::string(TransferOpName(op));
     p.block = block;
     p.batch = batch;
     p.qd = qd;
     p.direct = mem ? "-" : direct ? "on" : "off";
     p.pattern = cfg_.pattern;
-    p.repost = cfg_.repost;
+  }
+
+  Status MeasurePoint(Pool& pool, TransferOp op, uint64_t block, uint32_t batch, uint32_t qd,
+                      bool direct, bool mem, const std::string& what, Point& p) {
+    // --submit: execute drives each request with Execute (QD 1 only, checked in Setup);
+    // post keeps qd requests in flight with Post + Wait; auto is execute at QD 1.
+    const bool execute = cfg_.submit == "execute" || (cfg_.submit == "auto" && qd == 1);
+    const Repost repost = cfg_.repost == "any" ? Repost::kAny : Repost::kOldest;
+    auto run = [&](const Limit& limit) {
+      return execute ? RunExecute(*engine_, pool, limit)
+                     : RunLoop(*engine_, pool, qd, limit, repost);
+    };
+    if (cfg_.warmup > 0) {
+      auto w = run({.seconds = cfg_.warmup});
+      if (!w.ok()) return w.status().WithContext(what + " (warm-up)");
+    }
+    auto r = run(limit_);
+    if (!r.ok()) return r.status().WithContext(what);
+    Describe(p, pool.backend, op, block, batch, qd, direct, mem);
+    p.repost = execute ? "-" : cfg_.repost;
+    p.submit = execute ? "execute" : "post";
     p.pool = static_cast<uint32_t>(pool.requests.size());
     p.seconds = r->seconds;
     p.bytes = r->bytes;
@@ -812,8 +1117,8 @@ class Bench {
     p.iops = static_cast<double>(r->descriptors) / r->seconds;
     p.prep_mean = pool.prepare.MeanUs();
     p.prep_p99 = pool.prepare.PercentileUs(0.99);
-    p.post_mean = r->post.MeanUs();
-    p.post_p99 = r->post.PercentileUs(0.99);
+    p.post_mean = execute ? std::nan("") : r->post.MeanUs();
+    p.post_p99 = execute ? std::nan("") : r->post.PercentileUs(0.99);
     p.compl_mean = r->completion.MeanUs();
     p.compl_p99 = r->completion.PercentileUs(0.99);
     if (mem) p.memcpy_gbps = MemcpyBaseline(pool, op, block, batch, r->bytes);
@@ -1056,14 +1361,22 @@ class Bench {
     s += fmt::format(
         "  \"tool\": \"strata-xferbench\",\n  \"date\": \"{}\",\n  \"kernel\": \"{}\",\n  "
         "\"cpus\": {},\n"
-        "  \"mode\": \"{}\",\n  \"host_memory\": \"{}\",\n  \"backends_available\": \"{}\",\n"
-        "  \"backend_notes\": \"{}\",\n",
+        "  \"mode\": \"{}\",\n  \"host_memory\": \"{}\",\n  \"submit\": \"{}\",\n"
+        "  \"backends_available\": \"{}\",\n  \"backend_notes\": \"{}\",\n",
         Today(), JsonEscape(u.release), std::thread::hardware_concurrency(), cfg_.mode,
-        cfg_.host_memory, JsonEscape(available_), JsonEscape(engine_->backend_notes()));
+        cfg_.host_memory, cfg_.submit, JsonEscape(available_),
+        JsonEscape(engine_->backend_notes()));
+    // Bytes of each host buffer on huge pages after the run (-1: not measured/no buffer).
+    s += fmt::format(
+        "  \"thp_enabled\": \"{}\",\n  \"host_buffer_bytes\": {},\n  \"host_buffer_huge_bytes\": "
+        "{},\n  \"remote_buffer_bytes\": {},\n  \"remote_buffer_huge_bytes\": {},\n",
+        JsonEscape(thp_setting_), local_.size(), local_huge_, remote_mem_.size(), remote_huge_);
     s += fmt::format(
         "  \"engine\": {{\"posix_threads\": {}, \"memcpy_threads\": {}, \"uring_rings\": {}, "
-        "\"uring_queue_depth\": {}}},\n",
-        opts_.posix_threads, opts_.memcpy_threads, opts_.uring_rings, opts_.uring_queue_depth);
+        "\"uring_queue_depth\": {}, \"uring_sync_rings\": {}, \"inline_io_bytes\": {}, "
+        "\"memcpy_inline_bytes\": {}}},\n",
+        opts_.posix_threads, opts_.memcpy_threads, opts_.uring_rings, opts_.uring_queue_depth,
+        opts_.uring_sync_rings, opts_.inline_io_bytes, opts_.memcpy_inline_bytes);
     if (file_)
       s += fmt::format("  \"file\": \"{}\",\n  \"file_size\": {},\n", JsonEscape(file_->path),
                        file_->size);
@@ -1076,18 +1389,19 @@ class Bench {
       s += fmt::format(
           "{}\n    {{\"mode\": \"{}\", \"backend\": \"{}\", \"op\": \"{}\", \"block_size\": {}, "
           "\"batch\": {}, \"qd\": {}, \"direct\": \"{}\", \"pattern\": \"{}\", \"repost\": "
-          "\"{}\", ",
+          "\"{}\", \"submit\": \"{}\", \"threads\": {}, ",
           i ? "," : "", p.mode, p.backend, p.op, p.block, p.batch, p.qd, p.direct, p.pattern,
-          p.repost);
+          p.repost, p.submit, p.threads);
       s += fmt::format(
           "\"pool_requests\": {}, \"span_bytes\": {}, \"host_slots_shared\": {}, \"seconds\": "
           "{:.6f}, "
           "\"bytes\": {}, \"gbps\": {:.4f}, \"iops\": {:.1f}, ",
           p.pool, p.span_bytes, p.aliased, p.seconds, p.bytes, p.gbps, p.iops);
       s += fmt::format(
-          "\"prepare_us_mean\": {:.3f}, \"prepare_us_p99\": {:.3f}, \"post_us_mean\": {:.3f}, "
-          "\"post_us_p99\": {:.3f}, \"completion_us_mean\": {:.3f}, \"completion_us_p99\": {:.3f}",
-          p.prep_mean, p.prep_p99, p.post_mean, p.post_p99, p.compl_mean, p.compl_p99);
+          "\"prepare_us_mean\": {:.3f}, \"prepare_us_p99\": {:.3f}, \"post_us_mean\": {}, "
+          "\"post_us_p99\": {}, \"completion_us_mean\": {:.3f}, \"completion_us_p99\": {:.3f}",
+          p.prep_mean, p.prep_p99, JsonNum(p.post_mean), JsonNum(p.post_p99), p.compl_mean,
+          p.compl_p99);
       if (p.memcpy_gbps)
         s += fmt::format(", \"memcpy_gbps\": {:.4f}, \"ratio\": {:.4f}", *p.memcpy_gbps,
                          p.gbps / *p.memcpy_gbps);
@@ -1121,19 +1435,18 @@ class Bench {
                          r.over_uring ? Opt(r.over_uring, 3) : "");
       return s;
     }
-    s = "mode,backend,op,block_size,batch,qd,direct,pattern,repost,pool_requests,span_bytes,host_"
-        "slots_"
-        "shared,"
-        "seconds,bytes,gbps,iops,prepare_us_mean,prepare_us_p99,post_us_mean,post_us_p99,"
-        "completion_us_mean,completion_us_p99,memcpy_gbps,ratio\n";
+    s = "mode,backend,op,block_size,batch,qd,direct,pattern,repost,submit,threads,pool_requests,"
+        "span_"
+        "bytes,host_slots_shared,seconds,bytes,gbps,iops,prepare_us_mean,prepare_us_p99,post_us_"
+        "mean,post_us_p99,completion_us_mean,completion_us_p99,memcpy_gbps,ratio\n";
     for (const Point& p : points_)
       s += fmt::format(
-          "{},{},{},{},{},{},{},{},{},{},{},{},{:.6f},{},{:.4f},{:.1f},{:.3f},{:.3f},{:.3f},{:.3f},"
+          "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6f},{},{:.4f},{:.1f},{:.3f},{:.3f},{},{},"
           "{:.3f},{:.3f},{},{}\n",
-          p.mode, p.backend, p.op, p.block, p.batch, p.qd, p.direct, p.pattern, p.repost, p.pool,
-          p.span_bytes, p.aliased ? 1 : 0, p.seconds, p.bytes, p.gbps, p.iops, p.prep_mean,
-          p.prep_p99, p.post_mean, p.post_p99, p.compl_mean, p.compl_p99,
-          p.memcpy_gbps ? Opt(p.memcpy_gbps, 4) : "",
+          p.mode, p.backend, p.op, p.block, p.batch, p.qd, p.direct, p.pattern, p.repost, p.submit,
+          p.threads, p.pool, p.span_bytes, p.aliased ? 1 : 0, p.seconds, p.bytes, p.gbps, p.iops,
+          p.prep_mean, p.prep_p99, CsvNum(p.post_mean), CsvNum(p.post_p99), p.compl_mean,
+          p.compl_p99, p.memcpy_gbps ? Opt(p.memcpy_gbps, 4) : "",
           p.memcpy_gbps ? fmt::format("{:.4f}", p.gbps / *p.memcpy_gbps) : "");
     return s;
   }
@@ -1153,6 +1466,8 @@ class Bench {
 
   HostBuffer local_, remote_mem_;
   RegionId local_region_ = 0, remote_mem_region_ = 0;
+  int64_t local_huge_ = -1, remote_huge_ = -1;  // bytes on huge pages (CheckPages)
+  std::string thp_setting_;                     // /sys/kernel/mm/transparent_hugepage/enabled
   std::unique_ptr<BenchFile> file_;
   int64_t file_region_buffered_ = -1, file_region_direct_ = -1;
 
@@ -1227,10 +1542,33 @@ int main(int argc, char** argv) {
                  "finishes first (any, as fio reaps)")
       ->check(CLI::IsMember({"oldest", "any"}))
       ->capture_default_str();
+  app.add_option("--submit", cfg.submit,
+                 "how requests are driven (file and mem modes; raw-overhead measures both): "
+                 "post = Post + Wait keeping --qd requests in flight; execute = "
+                 "TransferEngine::Execute per request (post and wait in one call, which may run "
+                 "the request on the calling thread), --qd 1 only; auto = "
+                 "execute at --qd 1, post otherwise. With execute there is no separate post "
+                 "latency: the Execute call's duration is reported as completion latency and "
+                 "post is left empty ('-' in the table, null in JSON, empty in CSV). "
+                 "execute-threads = fio psync --numjobs=QD: --qd N runs N caller threads, each "
+                 "with its own requests over its own contiguous 1/N slice of the file (as fio's "
+                 "--offset_increment) and its own host slots, calling Execute on one request at "
+                 "a time; GB/s = all threads' bytes over the time from the common start to the "
+                 "last thread's end, completion latency = the Execute calls (submit 'execute xN "
+                 "threads'). io_uring then gets uring_sync_rings = N (max 64), one caller ring "
+                 "per thread; posix runs each request on its caller with pread/pwrite up to "
+                 "inline_io_bytes (1 MiB): larger blocks (4M) are handed to the posix workers "
+                 "(--threads)")
+      ->check(CLI::IsMember({"auto", "post", "execute", "execute-threads"}))
+      ->capture_default_str();
   app.add_option("--host-memory", cfg.host_memory,
-                 "host buffer pages: populate (MAP_POPULATE + pattern), lazy (untouched until "
-                 "registered or first used, like fio's buffers), thp (MADV_HUGEPAGE + pattern)")
-      ->check(CLI::IsMember({"populate", "lazy", "thp"}))
+                 "host buffer pages (mem mode: both buffers, and the std::memcpy baseline copies "
+                 "between the same two): thp (MADV_HUGEPAGE + pattern, as the G2 host tier), "
+                 "hugetlb (MAP_HUGETLB|MAP_HUGE_2MB + pattern, as fio --iomem=mmaphuge; needs "
+                 "reserved pages in /proc/sys/vm/nr_hugepages), populate (MAP_POPULATE + "
+                 "pattern, 4 KiB pages), lazy (untouched until registered or first used, like "
+                 "fio's malloc'd buffers)")
+      ->check(CLI::IsMember({"thp", "hugetlb", "populate", "lazy"}))
       ->capture_default_str();
   app.add_option("--seed", cfg.seed, "seed of the rand pattern")->capture_default_str();
   app.add_flag("--keep-file", cfg.keep_file, "keep a benchmark file this run created");
@@ -1254,6 +1592,11 @@ int main(int argc, char** argv) {
   }
   opts.uring_queue_depth = cfg.uring_depth;
   opts.uring_rings = cfg.uring_rings;
+  if (cfg.submit == "execute-threads" && !cfg.qds.empty()) {
+    // One caller-driven io_uring ring per thread (the engine allows up to 64).
+    const uint32_t most = *std::max_element(cfg.qds.begin(), cfg.qds.end());
+    opts.uring_sync_rings = std::clamp<uint32_t>(most, 1, 64);
+  }
   auto engine = strata::TransferEngine::Create(opts);
   if (!engine.ok()) {
     fmt::print(stderr, "strata-xferbench: {}\n", engine.status().ToString());
