@@ -9,7 +9,7 @@
 #   bench/run_transfer_baselines.sh [--quick] [--bin PATH] [--file PATH] [--out DIR]
 #                                   [--only SECTIONS] [--pages thp|populate]
 #
-#   --quick   QD 1 and 32, one 1 s run per point (about 4 minutes instead of about 10)
+#   --quick   QD 1 and 32, one 1 s run per point (about 5 minutes instead of about 12)
 #   --bin     strata-xferbench binary (default: build/bin, then build-bench/bin)
 #   --file    benchmark file, 2 GiB, created and deleted here (default /var/tmp/...;
 #             it must not be on tmpfs: O_DIRECT)
