@@ -214,7 +214,7 @@ TEST(TransferEngineTest, ConcurrentRequestsFromManyThreads) {
 // together; odd lengths, mixed sizes, Post + Wait and Execute all move every byte.
 TEST(TransferEngineTest, LargeDescriptorsAreCopiedInPiecesByWorkersAndTheWaiter) {
   auto engine = MakeEngine({.memcpy_threads = 2});
-  const std::vector<uint64_t> sizes = {(5u << 20) + 12345, 4096, (1u << 20) + 1, 64u << 20};
+  const std::vector<uint64_t> sizes = {(5u << 20) + 12345, 4096, (1u << 20) + 1, 20u << 20};
   uint64_t total = 0;
   for (uint64_t n : sizes) total += n;
   std::vector<std::byte> a(total), b(total);
@@ -232,7 +232,7 @@ TEST(TransferEngineTest, LargeDescriptorsAreCopiedInPiecesByWorkersAndTheWaiter)
                           std::vector<uint32_t>{3}, std::vector<uint32_t>{0, 1, 2, 3}}) {
     auto w = *engine->CreateRequest(TransferOp::kWrite, la, idx, lb, idx);
     auto r = *engine->CreateRequest(TransferOp::kRead, la, idx, lb, idx);
-    for (int round = 0; round < 3; ++round) {
+    for (int round = 0; round < 2; ++round) {
       for (size_t i = 0; i < a.size(); i += 4096)
         a[i + rng() % 4096 % (a.size() - i)] = static_cast<std::byte>(rng());
       const bool execute = round % 2 == 1;
@@ -245,10 +245,11 @@ TEST(TransferEngineTest, LargeDescriptorsAreCopiedInPiecesByWorkersAndTheWaiter)
       for (uint32_t i : idx)
         ASSERT_EQ(std::memcmp(a.data() + da[i].offset, b.data() + db[i].offset, sizes[i]), 0)
             << "descriptor " << i << " round " << round;
-      std::vector<std::byte> expect(a);
       for (uint32_t i : idx) std::memset(a.data() + da[i].offset, 0, sizes[i]);
       ASSERT_TRUE(engine->Execute(*r).ok());
-      ASSERT_EQ(a, expect) << "read back, round " << round;
+      for (uint32_t i : idx)
+        ASSERT_EQ(std::memcmp(a.data() + da[i].offset, b.data() + db[i].offset, sizes[i]), 0)
+            << "read back, descriptor " << i << " round " << round;
     }
   }
 }
