@@ -191,8 +191,8 @@ class TransferEngine {
   // descriptor's reason). For callers that would wait at once anyway: a file request then
   // runs on the calling thread — through an io_uring ring this thread drives (any size), or
   // with pread/pwrite (up to `inline_io_bytes`) — with no hand-off to a worker or
-  // completion thread, so its latency is the I/O's own; a memcpy request is copied by the
-  // workers and the calling thread together.
+  // completion thread, so its latency is the I/O's own; a memcpy request is copied on the
+  // calling thread (up to `memcpy_execute_inline_bytes`) or by it and the workers together.
   Status Execute(TransferRequest& request);
 
   // Backends available in this process, in preference order.
