@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/file_util.h"
+
 namespace strata::disk {
 namespace {
 
@@ -23,16 +25,6 @@ namespace fs = std::filesystem;
 
 std::string Join(const std::string& dir, std::string_view name) {
   return (fs::path(dir) / name).string();
-}
-
-Status SyncDirectory(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(fmt::format("open directory {} to sync it", dir), errno);
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return Status::IoError(fmt::format("fsync of directory {}", dir), err);
-  return Status::Ok();
 }
 
 uint64_t FreeBytes(const std::string& dir) {

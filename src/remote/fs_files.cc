@@ -86,16 +86,6 @@ Status WriteFull(int fd, const std::byte* data, size_t length, const std::string
   return Status::Ok();
 }
 
-Status SyncDirectory(const std::string& dir) {
-  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(fmt::format("open directory {} to sync it", dir), errno);
-  const int rc = fsync(fd);
-  const int err = errno;
-  close(fd);
-  if (rc != 0) return Status::IoError(fmt::format("fsync of directory {}", dir), err);
-  return Status::Ok();
-}
-
 std::string MetaFields::Difference(const MetaFields& want) const {
   std::string diff;
   auto add = [&](std::string_view name, uint64_t have, uint64_t wanted) {
@@ -246,31 +236,10 @@ Result<bool> ProbeDirectIo(const std::string& dir, std::string_view node_id) {
   return ok;
 }
 
-Status ForEachEntry(const std::string& dir,
-                    const std::function<bool(const std::string&, bool)>& fn) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return Status::IoError(fmt::format("opendir {}", dir), errno);
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
-  for (;;) {
-    errno = 0;
-    const dirent* e = readdir(d);
-    if (e == nullptr) {
-      if (errno != 0) return Status::IoError(fmt::format("readdir {}", dir), errno);
-      return Status::Ok();
-    }
-    const std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {  // some filesystems (older XFS, NFS) leave d_type unset
-      struct stat st {};
-      is_dir = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-    }
-    if (!fn(name, is_dir)) return Status::Ok();
-  }
-}
+namespace {
 
-Status ForEachStat(const std::string& dir,
-                   const std::function<bool(const std::string&, const struct stat&)>& fn) {
+// Calls fn(dir_fd, entry) for each entry of `dir` but "." and ".." until it returns false.
+Status WalkDirectory(const std::string& dir, const std::function<bool(int, const dirent&)>& fn) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return Status::IoError(fmt::format("opendir {}", dir), errno);
   std::unique_ptr<DIR, int (*)(DIR*)> guard(d, closedir);
@@ -282,10 +251,31 @@ Status ForEachStat(const std::string& dir,
       return Status::Ok();
     }
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    struct stat st {};
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
-    if (!fn(e->d_name, st)) return Status::Ok();
+    if (!fn(dirfd(d), *e)) return Status::Ok();
   }
+}
+
+}  // namespace
+
+Status ForEachEntry(const std::string& dir,
+                    const std::function<bool(const std::string&, bool)>& fn) {
+  return WalkDirectory(dir, [&](int dir_fd, const dirent& e) {
+    bool is_dir = e.d_type == DT_DIR;
+    if (e.d_type == DT_UNKNOWN) {  // some filesystems (older XFS, NFS) leave d_type unset
+      struct stat st {};
+      is_dir = fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    return fn(e.d_name, is_dir);
+  });
+}
+
+Status ForEachStat(const std::string& dir,
+                   const std::function<bool(const std::string&, const struct stat&)>& fn) {
+  return WalkDirectory(dir, [&](int dir_fd, const dirent& e) {
+    struct stat st {};
+    if (fstatat(dir_fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) return true;  // gone
+    return fn(e.d_name, st);
+  });
 }
 
 }  // namespace strata::fs_detail

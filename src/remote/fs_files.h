@@ -41,9 +41,6 @@ Result<bool> Publish(int fd, const std::string& tmp, const std::string& final_pa
 // Writes all `length` bytes of `data` at offset 0; IoError naming `path`, offset and errno.
 Status WriteFull(int fd, const std::byte* data, size_t length, const std::string& path);
 
-// fsync of a directory (makes a new name in it durable).
-Status SyncDirectory(const std::string& dir);
-
 // strata-g4.meta: what every node sharing a directory must agree on.
 inline constexpr uint32_t kMetaFormatVersion = 1;
 struct MetaFields {

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/file_util.h"
 #include "remote/fs_files.h"
 #include "remote/object_format.h"
 
@@ -485,8 +486,7 @@ struct FsStore::Shared {
     }
     *written = *published;
     if (*written && options.fsync_directory) {
-      if (Status d = fs_detail::SyncDirectory(fsys::path(path).parent_path().string()); !d.ok())
-        return d;
+      if (Status d = SyncDirectory(fsys::path(path).parent_path().string()); !d.ok()) return d;
     }
     return Status::Ok();
   }
