@@ -11,7 +11,7 @@ JOBS="$(nproc)"
 
 # Debian packages the build, the tests and the benchmarks need.
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git python3 python3-xxhash
+  build-essential cmake ninja-build pkg-config git python3 python3-xxhash dpkg-dev file
   libssl-dev libxxhash-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   nlohmann-json3-dev liburing-dev libopenblas-dev libcpp-httplib-dev
   libhiredis-dev redis-server redis-tools openssl

@@ -24,10 +24,11 @@
 #include <vector>
 
 #include "strata/block_key.h"
+#include "strata/export.h"
 
 namespace strata {
 
-class AdmissionPolicy {
+class STRATA_EXPORT AdmissionPolicy {
  public:
   virtual ~AdmissionPolicy() = default;
   virtual std::string_view name() const = 0;
@@ -42,7 +43,7 @@ class AdmissionPolicy {
 // saturating cells, two per key (the smaller one is the estimate, so a collision can only
 // over-count), incremented conservatively. Every `decay_period` sightings all counts halve,
 // so old popularity fades (TinyLFU's reset). min_sightings <= 1 admits everything.
-class FrequencyAdmission : public AdmissionPolicy {
+class STRATA_EXPORT FrequencyAdmission : public AdmissionPolicy {
  public:
   FrequencyAdmission(uint32_t min_sightings, uint32_t counters, uint64_t decay_period);
   std::string_view name() const override { return "frequency"; }
@@ -67,7 +68,7 @@ class FrequencyAdmission : public AdmissionPolicy {
 // A token bucket of `bytes_per_sec`, holding at most `burst_bytes` (default: one second's
 // worth). A write is admitted when the bucket holds its bytes, which it then consumes.
 // bytes_per_sec == 0 admits everything.
-class WriteBudgetAdmission : public AdmissionPolicy {
+class STRATA_EXPORT WriteBudgetAdmission : public AdmissionPolicy {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
   explicit WriteBudgetAdmission(uint64_t bytes_per_sec, uint64_t burst_bytes = 0,
@@ -85,7 +86,7 @@ class WriteBudgetAdmission : public AdmissionPolicy {
   std::chrono::steady_clock::time_point last_;  // GUARDED_BY(mu_)
 };
 
-class AllOfAdmission : public AdmissionPolicy {
+class STRATA_EXPORT AllOfAdmission : public AdmissionPolicy {
  public:
   explicit AllOfAdmission(std::vector<std::shared_ptr<AdmissionPolicy>> policies);
   std::string_view name() const override { return name_; }

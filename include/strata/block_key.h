@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "strata/export.h"
 #include "strata/layout.h"
 #include "strata/status.h"
 
@@ -29,16 +30,16 @@ namespace strata {
 using TokenId = int32_t;
 
 // Lower-case hex of `bytes` (two digits a byte).
-std::string HexEncode(std::span<const uint8_t> bytes);
+STRATA_EXPORT std::string HexEncode(std::span<const uint8_t> bytes);
 
 enum class HashAlgorithm : uint8_t {
   kSha256,   // default; 32-byte keys
   kXxh3_128  // 16 significant bytes, the other 16 are zero
 };
-std::string_view HashAlgorithmName(HashAlgorithm algorithm);  // "sha256", "xxh3_128"
-Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name);
+STRATA_EXPORT std::string_view HashAlgorithmName(HashAlgorithm algorithm);  // "sha256", "xxh3_128"
+STRATA_EXPORT Result<HashAlgorithm> ParseHashAlgorithm(std::string_view name);
 
-struct BlockKey {
+struct STRATA_EXPORT BlockKey {
   std::array<uint8_t, 32> bytes{};
 
   std::string ToHex() const;
@@ -65,7 +66,7 @@ struct BlockKeyHash {
 
 // Everything a key is salted with. Two requests can share blocks only when every
 // field is equal.
-struct KeyNamespace {
+struct STRATA_EXPORT KeyNamespace {
   std::string model_fingerprint;  // model name, revision and weights digest; must be non-empty
   KvLayout layout;                // geometry of the blocks
   uint32_t rank = 0;              // tensor-parallel rank of this shard; default 0
@@ -78,7 +79,7 @@ struct KeyNamespace {
 };
 
 // Computes keys for one namespace. Immutable after construction; thread-safe.
-class BlockKeyer {
+class STRATA_EXPORT BlockKeyer {
  public:
   // Precondition: ns.Validate().ok() (Create checks it).
   explicit BlockKeyer(const KeyNamespace& ns);

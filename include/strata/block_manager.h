@@ -26,32 +26,13 @@
 #include <vector>
 
 #include "strata/block_key.h"
+#include "strata/export.h"
 #include "strata/layout.h"
 #include "strata/options.h"
 #include "strata/status.h"
+#include "strata/types.h"
 
 namespace strata {
-
-enum class Tier : uint8_t { kDevice = 1, kHost = 2, kDisk = 3, kShared = 4 };
-std::string_view TierName(Tier tier);  // "G1 device", "G2 host", ...
-
-// Where the engine's device KV cache lives.
-enum class DeviceMemoryKind : uint8_t {
-  kHostEmulated,  // "device" memory that is host memory (CPU engines, tests)
-  kCuda,          // real device memory; needs the transfer engine's CUDA backend
-};
-
-struct DeviceCache {
-  DeviceMemoryKind kind = DeviceMemoryKind::kHostEmulated;
-  LayerSeparateView view;  // its layout must equal BlockManagerOptions::layout
-};
-
-// Per-request identity. Two requests share blocks only with equal cache_salt and lora_id.
-struct RequestContext {
-  std::string request_id;  // the engine's id: scopes leases and Cancel. Required.
-  std::string cache_salt;  // tenant isolation salt; default none
-  std::string lora_id;     // LoRA adapter; default none (base model)
-};
 
 struct MatchResult {
   std::string request_id;
@@ -67,23 +48,12 @@ struct MatchResult {
   size_t num_matched_blocks() const { return tiers.size(); }
 };
 
-enum class BlockState : uint8_t {
-  kPending,    // queued or running
-  kDone,       // loaded into the device block / stored in a tier
-  kSkipped,    // store only: the tier already holds (or is writing) this key
-  kDropped,    // store only: not stored because a queue or tier was full, or the host
-               // tier's admission (selective write mode) refused it (counted)
-  kFailed,     // the transfer failed; error(i) says why
-  kCancelled,  // Cancel() reached it before it ran
-};
-std::string_view BlockStateName(BlockState state);
-
 namespace internal {
 struct TransferState;
 }
 
 // A handle on an asynchronous load or store of a list of blocks. Copies share state.
-class TransferHandle {
+class STRATA_EXPORT TransferHandle {
  public:
   TransferHandle() = default;
 
@@ -105,7 +75,7 @@ class TransferHandle {
   friend class BlockManager;
 };
 
-class LoadHandle : public TransferHandle {
+class STRATA_EXPORT LoadHandle : public TransferHandle {
  public:
   LoadHandle() = default;
   // Number of leading blocks in kDone: the only loaded blocks the engine may use. A
@@ -198,7 +168,7 @@ struct BlockManagerStats {
   uint64_t shared_bytes_read = 0;
 };
 
-class BlockManager {
+class STRATA_EXPORT BlockManager {
  public:
   static Result<std::unique_ptr<BlockManager>> Create(const BlockManagerOptions& options);
   // Cancels queued loads and stores, waits for running ones, releases every lease.

@@ -52,6 +52,34 @@
 //               writeback_slots        integer 1..4096
 //               disk_writer_threads    integer 1..64
 //               max_queued_disk_writes integer >= 1
+//   [shared]    kind                   "none" | "fs" (a shared mount) | "redis" (Redis/Valkey);
+//                                      any but "none" needs the host tier
+//               directory              string, non-empty; fs: the shared directory (required)
+//               capacity_gb            number >= 0, GiB, fractional; fs: this node evicts least
+//                                      recently used objects to keep the directory within it;
+//                                      0 = no budget
+//               grace_period_ms        integer >= 1, ms; fs: objects used this recently are
+//                                      never evicted
+//               endpoints              array of "host:port" strings, or one comma-separated
+//                                      string; at least one; redis: the server or cluster seeds
+//                                      (required)
+//               cluster                boolean; redis: true = Redis Cluster, false = ask the server
+//               username               string, may be empty; redis: AUTH user (ACL)
+//               password               string, may be empty (no AUTH); never printed
+//               tls                    boolean; redis over TLS
+//               tls_ca_file            string, non-empty; CA file verifying the server
+//               tls_cert_file          string, non-empty; client certificate
+//               tls_key_file           string, non-empty; client private key
+//                                      (the three tls_*_file keys need tls = true)
+//               tls_server_name        string, non-empty; name to verify (default: the host)
+//               tls_verify_peer        boolean
+//               key_prefix             string, non-empty; redis: prefix of every key
+//               ttl_seconds            integer >= 0; redis: expiry of published blocks,
+//                                      0 = none (the server's maxmemory policy evicts)
+//               io_timeout_ms          integer >= 1, ms; longest a shared-tier call may take
+//               writer_threads         integer 1..64 (threads publishing blocks)
+//               max_queued_writes      integer >= 1 (past it a publication is dropped)
+//               promote_hits           boolean (copy a block loaded from G4 into G2)
 //   [server]    host                   string, non-empty (ServeConfig::host)
 //               port                   integer 0..65535; 0 picks a free port
 //   [engine]    preset                 string, non-empty (ServeConfig::model_preset)
@@ -74,6 +102,11 @@
 //   DYN_KVBM_DISK_CACHE_GB   disk.capacity_gb — Dynamo's name, same meaning
 //   STRATA_DISK_CACHE_GB     disk.capacity_gb; wins over DYN_KVBM_DISK_CACHE_GB
 //   STRATA_HOST_TO_DISK      hierarchy.host_to_disk
+//   STRATA_SHARED_KIND       shared.kind
+//   STRATA_SHARED_DIR        shared.directory
+//   STRATA_SHARED_CAPACITY_GB shared.capacity_gb
+//   STRATA_SHARED_ENDPOINTS  shared.endpoints, comma-separated host:port
+//   STRATA_SHARED_PASSWORD   shared.password (better here than in a config file)
 //   STRATA_MODEL_FINGERPRINT model.fingerprint
 //   STRATA_HASH              keys.hash
 //   STRATA_TP_RANK           keys.rank
@@ -94,13 +127,14 @@
 #include <string_view>
 #include <vector>
 
+#include "strata/export.h"
 #include "strata/options.h"
 #include "strata/status.h"
 
 namespace strata {
 
 // Where one configuration value came from.
-struct ConfigSource {
+struct STRATA_EXPORT ConfigSource {
   enum class Kind : uint8_t { kDefault, kFile, kEnv };
   Kind kind = Kind::kDefault;
   std::string where;  // the file path (kFile), the variable name (kEnv), empty (kDefault)
@@ -113,7 +147,7 @@ struct ConfigSource {
 
 // `strata serve`: the reference engine behind an OpenAI-compatible HTTP server, plus a
 // metrics endpoint. Its TOML tables are [server], [engine] and [metrics].
-struct ServeConfig {
+struct STRATA_EXPORT ServeConfig {
   // [server] host: the address the HTTP server binds. Default "127.0.0.1" (this machine only).
   // Env: STRATA_SERVE_HOST.
   std::string host = "127.0.0.1";
@@ -145,7 +179,7 @@ struct ServeConfig {
   Status Validate() const;
 };
 
-struct StrataConfig {
+struct STRATA_EXPORT StrataConfig {
   BlockManagerOptions manager;
   // `strata serve` settings; BlockManager users can ignore them.
   ServeConfig serve;
@@ -168,12 +202,12 @@ struct StrataConfig {
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 
 // The process environment (getenv). Not safe against a concurrent setenv, like getenv.
-EnvLookup ProcessEnv();
+STRATA_EXPORT EnvLookup ProcessEnv();
 // An environment holding exactly `vars`.
-EnvLookup FixedEnv(std::map<std::string, std::string, std::less<>> vars);
+STRATA_EXPORT EnvLookup FixedEnv(std::map<std::string, std::string, std::less<>> vars);
 
 // The built-in defaults (see the top of this file); every source is kDefault.
-StrataConfig DefaultConfig();
+STRATA_EXPORT StrataConfig DefaultConfig();
 
 // Resolves the configuration: DefaultConfig(), then the TOML file at `path_or_empty`
 // (or $STRATA_CONFIG when empty; no file when both are empty), then the variables of
@@ -186,7 +220,16 @@ StrataConfig DefaultConfig();
 //                   environment variable (names the variable and its value); a disk tier
 //                   without a host tier (names both keys and their sources); or a
 //                   resolved configuration that fails validation.
-Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLookup& env);
+STRATA_EXPORT Result<StrataConfig> LoadConfig(const std::string& path_or_empty,
+                                              const EnvLookup& env);
+
+// As LoadConfig, with the TOML document `toml_text` in place of a file (an engine that
+// embeds its Strata settings; the C API's strata_manager_create_from_toml). $STRATA_CONFIG
+// is not read; the other variables of `env` are applied as usual. `name` stands for the
+// document in error messages and in sources ("<string>:7"). config_file stays empty.
+STRATA_EXPORT Result<StrataConfig> LoadConfigFromString(std::string_view toml_text,
+                                                        const EnvLookup& env,
+                                                        const std::string& name = "<string>");
 
 // Multi-line, human-readable report: every setting with its value and source, then the
 // derived sizes — block bytes, KV bytes per token, host capacity in bytes and GiB, host
@@ -194,6 +237,6 @@ Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLooku
 // the disk record size (block rounded up to 4 KiB + a 4 KiB header), disk blocks
 // (capacity / record size; region and file rounding may hold a few fewer) and their tokens —
 // then notes (shadowed variables, the demo fingerprint, a relative disk directory).
-std::string DescribeConfig(const StrataConfig& config);
+STRATA_EXPORT std::string DescribeConfig(const StrataConfig& config);
 
 }  // namespace strata

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "strata/export.h"
 #include "strata/transfer.h"
 
 namespace strata {
@@ -25,7 +26,7 @@ struct IoFault {
   uint64_t bytes = 0;  // bytes the I/O really moves, for kShort (< requested)
 };
 
-class FaultInjector {
+class STRATA_EXPORT FaultInjector {
  public:
   // The next `count` I/Os of `op` fail with `error`.
   void FailNext(TransferOp op, int error, uint32_t count = 1);

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "strata/export.h"
 #include "strata/status.h"
 
 namespace strata {
@@ -29,11 +30,11 @@ namespace strata {
 enum class DType : uint8_t { kFloat32, kFloat16, kBFloat16, kFloat8E4M3, kFloat8E5M2 };
 
 // Bytes per element (4, 2, 2, 1, 1).
-size_t DTypeSize(DType dtype);
+STRATA_EXPORT size_t DTypeSize(DType dtype);
 // "fp32", "fp16", "bf16", "fp8_e4m3", "fp8_e5m2".
-std::string_view DTypeName(DType dtype);
+STRATA_EXPORT std::string_view DTypeName(DType dtype);
 // Accepts the names above plus "float32", "float16", "bfloat16", "fp8" (= fp8_e4m3).
-Result<DType> ParseDType(std::string_view name);
+STRATA_EXPORT Result<DType> ParseDType(std::string_view name);
 
 enum class KvFormat : uint8_t {
   kKeyValue,  // separate K and V per layer (MHA, GQA, MQA)
@@ -47,7 +48,7 @@ enum class ChunkOrder : uint8_t {
 
 enum class DeviceOrder : uint8_t { kBlockMajor, kKvMajor };
 
-struct KvLayout {
+struct STRATA_EXPORT KvLayout {
   uint32_t num_layers = 0;                             // >= 1
   KvFormat format = KvFormat::kKeyValue;               // default: separate K and V
   uint32_t num_kv_heads = 0;                           // >= 1 (1 for MLA)
@@ -84,23 +85,50 @@ struct KvLayout {
 // of layer l's tensor, holding `num_blocks` blocks in `order`. Host-addressable memory
 // only (real or host-emulated device memory); CUDA memory moves through the transfer
 // engine's CUDA backend instead.
-struct LayerSeparateView {
+//
+// Chunk (layer l, component c, block b) starts at
+//   layer_base[l] + b * block_stride() + c * component_stride().
+// With the strides left 0 they follow from `order` (a dense tensor); an engine whose
+// tensor is padded or interleaved (e.g. several layers in one allocation) sets them.
+struct STRATA_EXPORT LayerSeparateView {
   KvLayout layout;
   DeviceOrder order = DeviceOrder::kBlockMajor;
   uint32_t num_blocks = 0;
   std::vector<std::byte*> layer_base;  // size == layout.num_layers
+  // Bytes from block b to block b + 1 of a layer. 0 (default): dense, i.e.
+  // layer_block_bytes() in kBlockMajor, chunk_bytes() in kKvMajor.
+  size_t block_stride_bytes = 0;
+  // Bytes from component 0 to component 1 (K to V) of a block. 0 (default): dense, i.e.
+  // chunk_bytes() in kBlockMajor, num_blocks * chunk_bytes() in kKvMajor. Unused for MLA.
+  size_t component_stride_bytes = 0;
 
+  // InvalidArgument when the layout is invalid, a pointer is missing, or explicit strides
+  // would make two chunks of a layer overlap.
   Status Validate() const;
+  size_t block_stride() const {
+    if (block_stride_bytes != 0) return block_stride_bytes;
+    return order == DeviceOrder::kBlockMajor ? layout.layer_block_bytes() : layout.chunk_bytes();
+  }
+  size_t component_stride() const {
+    if (component_stride_bytes != 0) return component_stride_bytes;
+    return order == DeviceOrder::kBlockMajor ? layout.chunk_bytes()
+                                             : size_t{num_blocks} * layout.chunk_bytes();
+  }
+  // True when a block's components of one layer are adjacent (one copy moves them all).
+  bool components_adjacent() const {
+    return layout.num_components() == 1 || component_stride() == layout.chunk_bytes();
+  }
   // Address of the chunk (layer, component, block). Preconditions: indices in range.
   std::byte* chunk(uint32_t layer, uint32_t component, uint32_t block) const {
-    const size_t cb = layout.chunk_bytes();
-    const size_t index = order == DeviceOrder::kBlockMajor
-                             ? size_t{block} * layout.num_components() + component
-                             : size_t{component} * num_blocks + block;
-    return layer_base[layer] + index * cb;
+    return layer_base[layer] + size_t{block} * block_stride() +
+           size_t{component} * component_stride();
   }
-  // Bytes of one layer's tensor.
-  size_t layer_bytes() const { return layout.layer_block_bytes() * num_blocks; }
+  // Bytes of one layer's tensor: from layer_base[l] to the end of its last chunk.
+  size_t layer_bytes() const {
+    if (num_blocks == 0) return 0;
+    return size_t{num_blocks - 1} * block_stride() +
+           size_t{layout.num_components() - 1} * component_stride() + layout.chunk_bytes();
+  }
 };
 
 // Offset of chunk (layer, component) inside a block-contiguous block.
@@ -109,8 +137,10 @@ inline size_t ContiguousChunkOffset(const KvLayout& layout, uint32_t layer, uint
 }
 
 // Copies block `block` of `src` into `dst` (block-contiguous, exactly block_bytes()).
-Status GatherBlock(const LayerSeparateView& src, uint32_t block, std::span<std::byte> dst);
+STRATA_EXPORT Status GatherBlock(const LayerSeparateView& src, uint32_t block,
+                                 std::span<std::byte> dst);
 // Copies a block-contiguous `src` into block `block` of `dst`.
-Status ScatterBlock(std::span<const std::byte> src, const LayerSeparateView& dst, uint32_t block);
+STRATA_EXPORT Status ScatterBlock(std::span<const std::byte> src, const LayerSeparateView& dst,
+                                  uint32_t block);
 
 }  // namespace strata

@@ -12,15 +12,17 @@
 
 #include "strata/admission.h"
 #include "strata/block_key.h"
+#include "strata/export.h"
 #include "strata/fault_injection.h"
 #include "strata/layout.h"
+#include "strata/remote_store.h"
 #include "strata/status.h"
 #include "strata/transfer.h"
 
 namespace strata {
 
 // G2: host RAM. One large allocation carved into block-sized slots.
-struct HostTierOptions {
+struct STRATA_EXPORT HostTierOptions {
   // Bytes of block storage. Default 4 GiB. Env: DYN_KVBM_CPU_CACHE_GB (GiB, may be fractional).
   // 0 disables the host tier.
   uint64_t capacity_bytes = uint64_t{4} << 30;
@@ -47,7 +49,7 @@ enum class DiskRemoval : uint8_t {
 
 // G3: local disk. Large preallocated segment files under one directory, written in
 // regions and reclaimed region by region; durable across restarts (docs/disk_format.md).
-struct DiskTierOptions {
+struct STRATA_EXPORT DiskTierOptions {
   // Directory of the tier's files; created when missing. Default "./strata-cache".
   // Env: DYN_KVBM_DISK_CACHE_DIR.
   std::string directory = "./strata-cache";
@@ -85,8 +87,6 @@ struct DiskTierOptions {
   Status Validate() const;
 };
 
-class RemoteStore;  // src/remote/remote_store.h
-
 // G4: a store shared by many nodes, so a prefix one engine instance computed is reused by
 // every other. Blocks are published write-through from G2 (in the background, never
 // waited for) and found by Match where the local tiers stop; loads stage through G2.
@@ -95,10 +95,10 @@ enum class SharedTierKind : uint8_t {
   kFilesystem,  // NFS, Lustre, WEKA, VAST or any POSIX mount (docs/shared_fs_tier.md)
   kRedis,       // Redis or Valkey, one node or a cluster (docs/redis_tier.md)
 };
-std::string_view SharedTierKindName(SharedTierKind kind);  // "none", "fs", "redis"
-Result<SharedTierKind> ParseSharedTierKind(std::string_view name);
+STRATA_EXPORT std::string_view SharedTierKindName(SharedTierKind kind);  // "none", "fs", "redis"
+STRATA_EXPORT Result<SharedTierKind> ParseSharedTierKind(std::string_view name);
 
-struct SharedTierOptions {
+struct STRATA_EXPORT SharedTierOptions {
   SharedTierKind kind = SharedTierKind::kNone;
   // kFilesystem: the shared directory (created when missing), and the bytes this node
   // keeps it within by evicting the least recently used objects (0 = no budget).
@@ -131,8 +131,8 @@ struct SharedTierOptions {
   uint32_t max_queued_writes = 256;
   // Copy a block loaded from G4 into G2 so its next load is local. Default true.
   bool promote_hits = true;
-  // Tests, or a store of your own built against src/remote/remote_store.h: used instead
-  // of opening one from `kind`.
+  // A store of your own (strata/remote_store.h), or a test's: used instead of opening one
+  // from `kind`.
   std::shared_ptr<RemoteStore> store;
 
   bool enabled() const { return kind != SharedTierKind::kNone || store != nullptr; }
@@ -145,11 +145,12 @@ enum class WriteMode : uint8_t {
   kSelective,     // once the block has been seen min_sightings times (a frequency filter)
   kWriteBack,     // only when the upper tier evicts it (G2 -> G3 only)
 };
-std::string_view WriteModeName(WriteMode mode);  // "write_through", "selective", "write_back"
-Result<WriteMode> ParseWriteMode(std::string_view name);
+// "write_through", "selective", "write_back".
+STRATA_EXPORT std::string_view WriteModeName(WriteMode mode);
+STRATA_EXPORT Result<WriteMode> ParseWriteMode(std::string_view name);
 
 // How blocks move between the tiers of a BlockManager.
-struct HierarchyOptions {
+struct STRATA_EXPORT HierarchyOptions {
   // G1 -> G2 (BlockManager::Store): kWriteThrough (default: every stored block enters the
   // host tier) or kSelective (only blocks seen min_sightings times; others are kDropped).
   // kWriteBack is refused: the engine owns G1 and decides when its blocks are evicted, so
@@ -193,7 +194,7 @@ struct HierarchyOptions {
 
 // Told how long each finished load and store took (metrics: latency histograms). Called on
 // the BlockManager's worker threads: must be thread-safe and quick.
-class BlockManagerObserver {
+class STRATA_EXPORT BlockManagerObserver {
  public:
   virtual ~BlockManagerObserver() = default;
   // A Load finished: `seconds` from the Load call to its last block's final state;
@@ -205,7 +206,7 @@ class BlockManagerObserver {
 };
 
 // The engine-facing BlockManager.
-struct BlockManagerOptions {
+struct STRATA_EXPORT BlockManagerOptions {
   // Identity of the model weights (name, revision, digest); part of every block key. Required.
   std::string model_fingerprint;
   // Geometry of one KV block of this shard. Required.

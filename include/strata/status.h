@@ -12,6 +12,8 @@
 #include <string_view>
 #include <utility>
 
+#include "strata/export.h"
+
 namespace strata {
 
 enum class StatusCode : uint8_t {
@@ -30,7 +32,11 @@ enum class StatusCode : uint8_t {
 };
 
 // Stable lower-case name of a code, e.g. "invalid_argument".
-std::string_view StatusCodeName(StatusCode code);
+STRATA_EXPORT std::string_view StatusCodeName(StatusCode code);
+
+// Exported through this declaration: GCC and Clang disagree on where a GNU attribute may
+// stand beside [[nodiscard]] in a class head.
+class STRATA_EXPORT Status;
 
 class [[nodiscard]] Status {
  public:

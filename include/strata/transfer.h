@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "strata/export.h"
 #include "strata/status.h"
 
 namespace strata {
@@ -39,11 +40,11 @@ enum class MemoryType : uint8_t {
   kDevice,  // accelerator memory (or host memory emulating it, see MemoryRegionDesc)
   kFile,    // a byte range of an open file
 };
-std::string_view MemoryTypeName(MemoryType type);  // "host", "device", "file"
+STRATA_EXPORT std::string_view MemoryTypeName(MemoryType type);  // "host", "device", "file"
 
 // kRead moves remote -> local; kWrite moves local -> remote. Local is always memory.
 enum class TransferOp : uint8_t { kRead, kWrite };
-std::string_view TransferOpName(TransferOp op);
+STRATA_EXPORT std::string_view TransferOpName(TransferOp op);
 
 using RegionId = uint32_t;
 using DescListId = uint32_t;
@@ -76,9 +77,9 @@ struct Descriptor {
 };
 
 enum class BackendKind : uint8_t { kAuto, kMemcpy, kPosix, kIoUring, kCuda };
-std::string_view BackendKindName(
-    BackendKind kind);  // "auto", "memcpy", "posix", "io_uring", "cuda"
-Result<BackendKind> ParseBackendKind(std::string_view name);
+// "auto", "memcpy", "posix", "io_uring", "cuda".
+STRATA_EXPORT std::string_view BackendKindName(BackendKind kind);
+STRATA_EXPORT Result<BackendKind> ParseBackendKind(std::string_view name);
 
 struct TransferEngineOptions {
   // memcpy backend: worker threads that split large batches. Default 2.
@@ -119,7 +120,7 @@ struct TransferEngineOptions {
 };
 
 enum class DescriptorState : uint8_t { kIdle, kPending, kDone, kFailed, kCancelled };
-std::string_view DescriptorStateName(DescriptorState state);
+STRATA_EXPORT std::string_view DescriptorStateName(DescriptorState state);
 
 namespace internal {
 struct RequestImpl;
@@ -127,7 +128,7 @@ struct RequestImpl;
 
 // A prepared transfer of N descriptor pairs. Created by TransferEngine::CreateRequest;
 // posted with TransferEngine::Post. Destroying a request that is in flight waits for it.
-class TransferRequest {
+class STRATA_EXPORT TransferRequest {
  public:
   ~TransferRequest();
   TransferRequest(const TransferRequest&) = delete;
@@ -156,7 +157,7 @@ class TransferRequest {
   std::unique_ptr<internal::RequestImpl> impl_;
 };
 
-class TransferEngine {
+class STRATA_EXPORT TransferEngine {
  public:
   static Result<std::unique_ptr<TransferEngine>> Create(const TransferEngineOptions& options);
   ~TransferEngine();

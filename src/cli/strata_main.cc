@@ -41,10 +41,7 @@
 #include "strata/block_manager.h"
 #include "strata/config.h"
 #include "strata/status.h"
-
-#ifndef STRATA_VERSION
-#define STRATA_VERSION "unknown"
-#endif
+#include "strata/version.h"
 
 namespace strata {
 namespace {
@@ -443,7 +440,7 @@ int RunServe(const std::string& config_path, const ServeArgs& args) {
 
 int Main(int argc, char** argv) {
   CLI::App app{"Strata: tiered KV-cache offload and reuse for LLM inference.", "strata"};
-  app.set_version_flag("--version", "strata " STRATA_VERSION);
+  app.set_version_flag("--version", "strata " STRATA_VERSION_STRING);
   app.require_subcommand(0, 1);
 
   // --config is accepted before or after the subcommand; both spellings fill one string.

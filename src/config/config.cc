@@ -764,8 +764,11 @@ Status ApplyTomlTable(const toml::table& root, const std::string& path, StrataCo
   return Status::Ok();
 }
 
-Status ApplyFile(const std::string& path, StrataConfig* config) {
-  STRATA_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+// `path` names the text in messages and sources: a file path, or "<string>".
+Status ApplyText(std::string_view text, const std::string& path, StrataConfig* config) {
+  if (text.size() > kMaxConfigFileBytes)
+    return Status::InvalidArgument(fmt::format(
+        "config {} is larger than {} bytes; not a Strata config", path, kMaxConfigFileBytes));
   toml::table root;
   // toml++ reports syntax errors by exception; none may leave this function.
   try {
@@ -779,6 +782,11 @@ Status ApplyFile(const std::string& path, StrataConfig* config) {
   }
   config->config_file = path;
   return ApplyTomlTable(root, path, config);
+}
+
+Status ApplyFile(const std::string& path, StrataConfig* config) {
+  STRATA_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  return ApplyText(text, path, config);
 }
 
 // --- Environment variables.
@@ -1014,22 +1022,11 @@ Status ServeConfig::Validate() const {
   return Status::Ok();
 }
 
-Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLookup& env) {
-  StrataConfig config = DefaultConfig();
+namespace {
+// The steps after the file: environment, cross-checks, validation.
+Result<StrataConfig> ResolveAfterFile(StrataConfig config, const std::string& path,
+                                      const EnvLookup& env) {
   EnvReader env_reader(env, &config);
-
-  std::string path = path_or_empty;
-  if (path.empty()) {
-    if (std::optional<std::string> from_env = env_reader.Get("STRATA_CONFIG")) {
-      path = *from_env;
-      config.config_file_from_env = true;
-    }
-  }
-  if (!path.empty()) {
-    Status s = ApplyFile(path, &config);
-    if (!s.ok())
-      return config.config_file_from_env ? s.WithContext("config file named by STRATA_CONFIG") : s;
-  }
   STRATA_RETURN_IF_ERROR(env_reader.Apply());
 
   // Checked here as well as in Validate() because only here are the sources known, and a
@@ -1054,6 +1051,32 @@ Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLooku
   if (Status s = o.Validate(); !s.ok()) return s.WithContext(context);
   if (Status s = config.serve.Validate(); !s.ok()) return s.WithContext(context);
   return config;
+}
+}  // namespace
+
+Result<StrataConfig> LoadConfig(const std::string& path_or_empty, const EnvLookup& env) {
+  StrataConfig config = DefaultConfig();
+  std::string path = path_or_empty;
+  if (path.empty()) {
+    if (std::optional<std::string> from_env = EnvReader(env, &config).Get("STRATA_CONFIG")) {
+      path = *from_env;
+      config.config_file_from_env = true;
+    }
+  }
+  if (!path.empty()) {
+    Status s = ApplyFile(path, &config);
+    if (!s.ok())
+      return config.config_file_from_env ? s.WithContext("config file named by STRATA_CONFIG") : s;
+  }
+  return ResolveAfterFile(std::move(config), path, env);
+}
+
+Result<StrataConfig> LoadConfigFromString(std::string_view toml_text, const EnvLookup& env,
+                                          const std::string& name) {
+  StrataConfig config = DefaultConfig();
+  STRATA_RETURN_IF_ERROR(ApplyText(toml_text, name, &config));
+  config.config_file.clear();  // no file was read
+  return ResolveAfterFile(std::move(config), name, env);
 }
 
 std::string DescribeConfig(const StrataConfig& config) {

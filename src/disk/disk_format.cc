@@ -17,10 +17,6 @@ namespace strata {
 static_assert(std::endian::native == std::endian::little,
               "the G3 format is little-endian and is encoded with plain copies");
 
-std::string NamespaceFingerprint::ToHex() const {
-  return HexEncode(bytes);
-}
-
 namespace disk {
 namespace {
 

@@ -11,21 +11,10 @@
 #include <string_view>
 
 #include "strata/block_key.h"
+#include "strata/namespace_fingerprint.h"  // in every record header
 #include "strata/status.h"
 
-namespace strata {
-
-// A caller-computed fingerprint of what a block's bytes mean (e.g. SHA-256 of the model
-// fingerprint and the layout's canonical string). The disk tier stores it in every record
-// and refuses to load a record whose fingerprint differs; it never computes one itself.
-struct NamespaceFingerprint {
-  std::array<uint8_t, 32> bytes{};
-
-  std::string ToHex() const;
-  friend bool operator==(const NamespaceFingerprint&, const NamespaceFingerprint&) = default;
-};
-
-namespace disk {
+namespace strata::disk {
 
 inline constexpr std::array<char, 8> kRecordMagic = {'S', 'T', 'R', 'A', 'T', 'A', 'G', '3'};
 inline constexpr uint32_t kFormatVersion = 1;
@@ -144,5 +133,4 @@ struct DiskMeta {
   std::string Difference(const DiskMeta& other) const;
 };
 
-}  // namespace disk
-}  // namespace strata
+}  // namespace strata::disk

@@ -13,9 +13,9 @@
 #include <span>
 #include <vector>
 
-#include "strata/block_manager.h"
 #include "strata/layout.h"
 #include "strata/status.h"
+#include "strata/types.h"  // DeviceCache
 
 namespace strata::engine {
 

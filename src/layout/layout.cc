@@ -97,6 +97,19 @@ Status LayerSeparateView::Validate() const {
   }
   if (order != DeviceOrder::kBlockMajor && order != DeviceOrder::kKvMajor)
     return Status::InvalidArgument("LayerSeparateView.order is not a known order");
+  // The chunks of a layer form a grid of num_blocks x components cells; they are disjoint
+  // when the inner stride covers a chunk and the outer stride covers the inner run.
+  const size_t cb = layout.chunk_bytes();
+  const size_t bs = block_stride(), cs = component_stride();
+  const size_t nc = layout.num_components();
+  // (One component, as in MLA: only the block stride matters.)
+  const bool blocks_outer = nc == 1 || (bs >= cs * nc && cs >= cb);
+  const bool components_outer = nc > 1 && cs >= bs * num_blocks;
+  if (bs < cb || (!blocks_outer && !components_outer))
+    return Status::InvalidArgument(fmt::format(
+        "LayerSeparateView strides make chunks overlap: block stride {} bytes, component "
+        "stride {} bytes, {} blocks of {} components, chunks of {} bytes",
+        bs, cs, num_blocks, nc, cb));
   return Status::Ok();
 }
 
@@ -119,8 +132,8 @@ Status GatherBlock(const LayerSeparateView& src, uint32_t block, std::span<std::
   const size_t cb = layout.chunk_bytes();
   std::byte* out = dst.data();
   for (uint32_t l = 0; l < layout.num_layers; ++l) {
-    if (src.order == DeviceOrder::kBlockMajor) {
-      // Both components of a block are adjacent in block-major order: one copy per layer.
+    if (src.components_adjacent()) {
+      // Both components of a block are adjacent (dense block-major order): one copy per layer.
       std::memcpy(out, src.chunk(l, 0, block), layout.layer_block_bytes());
       out += layout.layer_block_bytes();
     } else {
@@ -137,7 +150,7 @@ Status ScatterBlock(std::span<const std::byte> src, const LayerSeparateView& dst
   const size_t cb = layout.chunk_bytes();
   const std::byte* in = src.data();
   for (uint32_t l = 0; l < layout.num_layers; ++l) {
-    if (dst.order == DeviceOrder::kBlockMajor) {
+    if (dst.components_adjacent()) {
       std::memcpy(dst.chunk(l, 0, block), in, layout.layer_block_bytes());
       in += layout.layer_block_bytes();
     } else {

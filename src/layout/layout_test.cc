@@ -189,5 +189,73 @@ TEST(GatherScatterTest, RejectsBadArguments) {
   EXPECT_FALSE(dev.view.Validate().ok());
 }
 
+TEST(LayerSeparateViewTest, DenseStridesFollowTheOrder) {
+  KvLayout l = Llama8B();
+  LayerSeparateView v{.layout = l, .order = DeviceOrder::kBlockMajor, .num_blocks = 10};
+  EXPECT_EQ(v.block_stride(), l.layer_block_bytes());
+  EXPECT_EQ(v.component_stride(), l.chunk_bytes());
+  EXPECT_TRUE(v.components_adjacent());
+  EXPECT_EQ(v.layer_bytes(), 10 * l.layer_block_bytes());
+  v.order = DeviceOrder::kKvMajor;
+  EXPECT_EQ(v.block_stride(), l.chunk_bytes());
+  EXPECT_EQ(v.component_stride(), 10 * l.chunk_bytes());
+  EXPECT_FALSE(v.components_adjacent());
+  EXPECT_EQ(v.layer_bytes(), 10 * l.layer_block_bytes());
+}
+
+// A padded KV-major tensor: every block followed by 64 bytes the engine uses for itself.
+TEST(LayerSeparateViewTest, ExplicitStridesRoundTripAndLeavePaddingAlone) {
+  KvLayout l{.num_layers = 2,
+             .num_kv_heads = 2,
+             .head_dim = 8,
+             .dtype = DType::kFloat16,
+             .tokens_per_block = 4};
+  const uint32_t blocks = 4;
+  const size_t bs = l.chunk_bytes() + 64, cs = bs * blocks;
+  std::vector<std::vector<std::byte>> tensors(2, std::vector<std::byte>(2 * cs, std::byte{0xEE}));
+  LayerSeparateView v{.layout = l,
+                      .order = DeviceOrder::kKvMajor,
+                      .num_blocks = blocks,
+                      .layer_base = {tensors[0].data(), tensors[1].data()},
+                      .block_stride_bytes = bs,
+                      .component_stride_bytes = cs};
+  ASSERT_TRUE(v.Validate().ok()) << v.Validate().ToString();
+  EXPECT_EQ(v.layer_bytes(), (blocks - 1) * bs + cs + l.chunk_bytes());
+  std::vector<std::byte> block(l.block_bytes());
+  for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<std::byte>(i * 7);
+  ASSERT_TRUE(ScatterBlock(block, v, 2).ok());
+  EXPECT_EQ(
+      std::memcmp(v.chunk(1, 1, 2), block.data() + ContiguousChunkOffset(l, 1, 1), l.chunk_bytes()),
+      0);
+  EXPECT_EQ(v.chunk(1, 1, 2), tensors[1].data() + 2 * bs + cs);
+  EXPECT_EQ(v.chunk(1, 1, 2)[l.chunk_bytes()], std::byte{0xEE});  // padding untouched
+  std::vector<std::byte> back(l.block_bytes());
+  ASSERT_TRUE(GatherBlock(v, 2, back).ok());
+  EXPECT_EQ(back, block);
+}
+
+TEST(LayerSeparateViewTest, RejectsOverlappingStrides) {
+  KvLayout l{.num_layers = 1,
+             .num_kv_heads = 1,
+             .head_dim = 16,
+             .dtype = DType::kFloat32,
+             .tokens_per_block = 2};
+  std::vector<std::byte> t(1 << 12);
+  LayerSeparateView v{
+      .layout = l, .order = DeviceOrder::kBlockMajor, .num_blocks = 4, .layer_base = {t.data()}};
+  v.block_stride_bytes = l.chunk_bytes();  // K and V of a block would overlap the next block
+  Status s = v.Validate();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("overlap"), std::string::npos);
+  v.block_stride_bytes = l.chunk_bytes() / 2;
+  EXPECT_FALSE(v.Validate().ok());
+  // Components outermost, far enough apart: fine.
+  v.block_stride_bytes = l.chunk_bytes();
+  v.component_stride_bytes = 4 * l.chunk_bytes();
+  EXPECT_TRUE(v.Validate().ok());
+  v.component_stride_bytes = 3 * l.chunk_bytes();  // V of block 0 is K of block 3
+  EXPECT_FALSE(v.Validate().ok());
+}
+
 }  // namespace
 }  // namespace strata

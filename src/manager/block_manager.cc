@@ -29,7 +29,7 @@
 #include "manager/transfer_state.h"
 #include "manager/worker_pool.h"
 #include "remote/open_store.h"
-#include "remote/remote_store.h"
+#include "strata/remote_store.h"
 #include "tier/host_tier.h"
 
 namespace strata {

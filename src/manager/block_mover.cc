@@ -26,10 +26,10 @@ Result<std::unique_ptr<BlockMover>> BlockMover::Create(const TransferEngineOptio
 
 Status BlockMover::SetDevice(const DeviceCache& cache) {
   const LayerSeparateView& v = cache.view;
-  const bool block_major = v.order == DeviceOrder::kBlockMajor;
+  const bool adjacent = v.components_adjacent();  // one piece per layer
   const uint32_t comps = layout_.num_components();
-  const uint64_t piece = block_major ? layout_.layer_block_bytes() : layout_.chunk_bytes();
-  pieces_ = block_major ? layout_.num_layers : layout_.num_layers * comps;
+  const uint64_t piece = adjacent ? layout_.layer_block_bytes() : layout_.chunk_bytes();
+  pieces_ = adjacent ? layout_.num_layers : layout_.num_layers * comps;
 
   std::vector<RegionId> layers;
   for (uint32_t l = 0; l < layout_.num_layers; ++l) {
@@ -47,7 +47,7 @@ Status BlockMover::SetDevice(const DeviceCache& cache) {
   dev.reserve(size_t{v.num_blocks} * pieces_);
   for (uint32_t b = 0; b < v.num_blocks; ++b) {
     for (uint32_t l = 0; l < layout_.num_layers; ++l) {
-      for (uint32_t c = 0; c < (block_major ? 1 : comps); ++c) {
+      for (uint32_t c = 0; c < (adjacent ? 1 : comps); ++c) {
         const uint64_t offset = static_cast<uint64_t>(v.chunk(l, c, b) - v.layer_base[l]);
         dev.push_back({layers[l], offset, piece});
       }

@@ -12,8 +12,8 @@
 
 #include "manager/manager_test_util.h"
 #include "remote/object_format.h"
-#include "remote/remote_store.h"
 #include "strata/block_manager.h"
+#include "strata/remote_store.h"
 
 namespace strata {
 namespace {

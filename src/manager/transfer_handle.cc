@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "strata/block_manager.h"  // TransferHandle, LoadHandle
+
 namespace strata {
 
 std::string_view BlockStateName(BlockState state) {

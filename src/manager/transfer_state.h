@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "strata/block_manager.h"
+#include "strata/status.h"
+#include "strata/types.h"  // BlockState
 
 namespace strata::internal {
 

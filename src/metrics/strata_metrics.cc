@@ -4,9 +4,7 @@
 
 #include <fmt/format.h>
 
-#ifndef STRATA_VERSION
-#define STRATA_VERSION "unknown"
-#endif
+#include "strata/version.h"
 
 namespace strata::metrics {
 
@@ -121,7 +119,7 @@ Status StrataMetrics::Init() {
   Bm& x = *bm_;
 
   auto* info = b.GaugeF("strata_build_info", "Strata's version; always 1.", {"version"});
-  if (Gauge* g = b.Child(info, {STRATA_VERSION})) g->Set(1);
+  if (Gauge* g = b.Child(info, {STRATA_VERSION_STRING})) g->Set(1);
   enabled_ = b.G("strata_enabled",
                  "1 when a BlockManager (Strata's cache) is attached, 0 when Strata is off.");
 

@@ -30,8 +30,8 @@
 #include <string>
 #include <string_view>
 
-#include "remote/remote_store.h"
 #include "strata/fault_injection.h"
+#include "strata/remote_store.h"
 #include "strata/status.h"
 
 namespace strata {

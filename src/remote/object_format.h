@@ -20,8 +20,8 @@
 #include <cstdint>
 #include <span>
 
-#include "disk/disk_format.h"
 #include "strata/block_key.h"
+#include "strata/namespace_fingerprint.h"
 #include "strata/status.h"
 
 namespace strata::remote {

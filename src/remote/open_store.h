@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "remote/remote_store.h"
 #include "strata/options.h"
+#include "strata/remote_store.h"
 
 namespace strata {
 

@@ -37,8 +37,8 @@
 #include <thread>
 #include <vector>
 
-#include "remote/remote_store.h"
 #include "strata/block_key.h"
+#include "strata/remote_store.h"
 #include "strata/status.h"
 
 struct redisReply;  // hiredis

@@ -1,8 +1,11 @@
-// G4: a store shared by many nodes (a shared filesystem, a Redis-protocol server or
-// cluster). Every engine instance that points at the same store reuses the blocks any
-// of them published. A RemoteStore moves whole blocks as self-describing objects
-// (object_format.h): what comes back from a get has been verified against its key,
-// namespace fingerprint, length and checksum, or it is not returned at all.
+// RemoteStore: the interface of G4, a store shared by many nodes (a shared filesystem, a
+// Redis-protocol server or cluster). Every engine instance that points at the same store
+// reuses the blocks any of them published. Strata has two (SharedTierKind kFilesystem and
+// kRedis); a store of your own — another key-value service, an object store — implements
+// this interface and goes into SharedTierOptions::store. Whole blocks move as opaque
+// bytes under their BlockKey and the NamespaceFingerprint of the manager: what comes back
+// from a get has been verified against its key, fingerprint, length and checksum, or it
+// is not returned at all (the built-in stores keep a self-describing object per block).
 //
 // Contract for every implementation:
 //   - thread-safe; calls from several threads may overlap;
@@ -19,8 +22,9 @@
 #include <string>
 #include <string_view>
 
-#include "disk/disk_format.h"  // NamespaceFingerprint
 #include "strata/block_key.h"
+#include "strata/export.h"
+#include "strata/namespace_fingerprint.h"
 #include "strata/status.h"
 
 namespace strata {
@@ -40,11 +44,12 @@ struct RemoteStoreStats {
   bool available = true;
 };
 
-class RemoteStore {
+class STRATA_EXPORT RemoteStore {
  public:
   virtual ~RemoteStore() = default;
 
-  // "fs" or "redis"; used in logs, metrics labels and notes.
+  // A short name: "fs" and "redis" for the built-in stores, your own for yours; used in
+  // logs, metrics labels and notes.
   virtual std::string_view kind() const = 0;
   // Human-readable description of where the store is (directory, host:port list).
   virtual std::string describe() const = 0;
@@ -53,7 +58,7 @@ class RemoteStore {
 
   struct Put {
     BlockKey key;
-    std::span<const std::byte> block;  // exactly the store's block size
+    std::span<const std::byte> block;  // exactly the block size (layout.block_bytes())
     Status status;                     // out: OK or why it failed
     bool written = false;              // out: false when the object already existed
   };
@@ -64,7 +69,7 @@ class RemoteStore {
 
   struct Get {
     BlockKey key;
-    std::span<std::byte> out;  // exactly the store's block size
+    std::span<std::byte> out;  // exactly the block size (layout.block_bytes())
     Status status;             // out: OK (verified bytes in `out`), NotFound, Corruption,
                                //      Unavailable, TimedOut or IoError, with the reason
   };
