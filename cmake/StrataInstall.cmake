@@ -56,4 +56,6 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEB_COMPONENT_INSTALL OFF)
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
+# Debian ships binaries stripped (debug info belongs in a -dbgsym package).
+set(CPACK_STRIP_FILES ON)
 include(CPack)
