@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -197,6 +198,35 @@ std::string FormatGiB(uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / kBytesPerGiB);
 }
 
+// Sizes in GiB on the command line: finite, 0 (or, when `positive`, more than 0) up to 1 PiB
+// (bytes fit in 64 bits). CLI::Range lets NaN through and CLI::PositiveNumber prints DBL_MAX
+// in full, so the check and its message are ours.
+CLI::Validator GiBSize(bool positive) {
+  return CLI::Validator(
+      [positive](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return fmt::format("'{}' is not a number", text);
+        constexpr double kMaxGiB = 1024.0 * 1024.0;
+        if (!std::isfinite(v) || v < 0 || (positive && v == 0) || v > kMaxGiB)
+          return fmt::format("must be a finite number of GiB, {} {}; got {}",
+                             positive ? "more than 0 and at most" : "from 0 to", kMaxGiB, text);
+        return "";
+      },
+      positive ? "GiB>0" : "GiB");
+}
+
+// The BlockManager options for the reference engine: the configured tiers and policies,
+// but the model identity and KV layout of the engine's own model. The configuration's
+// [model] and [layout] describe an external engine's model; cached KV must be keyed by
+// the model that computes it.
+BlockManagerOptions EngineManagerOptions(const StrataConfig& config,
+                                         const engine::ModelConfig& model) {
+  BlockManagerOptions o = config.manager;
+  o.model_fingerprint = model.Fingerprint();
+  o.layout = model.kv_layout();
+  return o;
+}
+
 // Applies the flags on top of the loaded configuration and re-validates the result (a
 // flag can break a cross-field rule, e.g. --host-gb 0 with a disk tier).
 Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
@@ -222,14 +252,17 @@ Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
     m.shared.endpoints = cli::SplitComma(*args.shared_redis);
   }
   STRATA_RETURN_IF_ERROR(s.Validate());
-  if (s.strata_enabled) STRATA_RETURN_IF_ERROR(m.Validate());
+  if (s.strata_enabled) {
+    // Against the engine's own layout, which the BlockManager will use: a --host-gb that
+    // holds the tiny preset's blocks is fine even if it is smaller than a [layout] block.
+    STRATA_ASSIGN_OR_RETURN(engine::ModelConfig model,
+                            engine::ModelConfig::Preset(s.model_preset, s.seed));
+    STRATA_RETURN_IF_ERROR(EngineManagerOptions(*config, model).Validate());
+  }
   return Status::Ok();
 }
 
-// The BlockManager options for the reference engine: the configured tiers and policies,
-// but the model identity and KV layout of the engine's own model. The configuration's
-// [model] and [layout] describe an external engine's model; cached KV must be keyed by
-// the model that computes it.
+// EngineManagerOptions, and a log line saying which [model]/[layout] keys it ignored.
 BlockManagerOptions ManagerOptionsFor(const StrataConfig& config,
                                       const engine::ModelConfig& model) {
   std::vector<std::string> overridden;
@@ -245,10 +278,7 @@ BlockManagerOptions ManagerOptionsFor(const StrataConfig& config,
         "strata serve: using the reference engine's model fingerprint and KV layout, not "
         "the configuration's [model]/[layout] (those describe an external engine)");
   }
-  BlockManagerOptions o = config.manager;
-  o.model_fingerprint = model.Fingerprint();
-  o.layout = model.kv_layout();
-  return o;
+  return EngineManagerOptions(config, model);
 }
 
 // Blocks SIGINT and SIGTERM in the calling thread so every thread started afterwards
@@ -473,7 +503,6 @@ int Main(int argc, char** argv) {
   input->require_option(1);
 
   ServeArgs serve_args;
-  const CLI::Range kGiBRange(0.0, 1024.0 * 1024.0);  // up to 1 PiB: bytes fit in 64 bits
   CLI::App* serve_cmd = app.add_subcommand(
       "serve",
       "Serve the reference engine with Strata behind an OpenAI-compatible HTTP API "
@@ -490,11 +519,11 @@ int Main(int argc, char** argv) {
   serve_cmd
       ->add_option("--device-cache-gb", serve_args.device_cache_gb,
                    "GiB of the engine's paged KV cache (default: engine.device_cache_gb)")
-      ->check(CLI::PositiveNumber & kGiBRange);
+      ->check(GiBSize(/*positive=*/true));
   serve_cmd
       ->add_option("--host-gb", serve_args.host_gb,
                    "GiB of the G2 host tier (default: host.capacity_gb)")
-      ->check(kGiBRange);
+      ->check(GiBSize(/*positive=*/false));
   serve_cmd->add_option("--disk-dir", serve_args.disk_dir,
                         "Directory of the G3 disk tier (default: disk.directory)");
   serve_cmd
@@ -510,7 +539,7 @@ int Main(int argc, char** argv) {
   serve_cmd
       ->add_option("--disk-gb", serve_args.disk_gb,
                    "GiB of the G3 disk tier; 0 disables it (default: disk.capacity_gb)")
-      ->check(kGiBRange);
+      ->check(GiBSize(/*positive=*/false));
 
   cli::BenchCommand bench(app);
 
