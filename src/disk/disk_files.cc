@@ -59,6 +59,24 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
   return Status::Ok();
 }
 
+// The tier's files are private to the user running it: a block planted by another user
+// would carry a valid checksum (XXH3 detects corruption, not forgery; docs/disk_format.md).
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
+
+// Refuses a directory others may write into: they could replace the segment files.
+Status CheckPrivate(const std::string& directory) {
+  struct stat st {};
+  if (stat(directory.c_str(), &st) != 0)
+    return Status::IoError(fmt::format("stat {}", directory), errno);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    return Status::InvalidArgument(fmt::format(
+        "disk tier directory {} is writable by {} (mode {:04o}): other users could plant "
+        "blocks that this tier would serve; chmod go-w it or choose a private directory",
+        directory, (st.st_mode & S_IWOTH) != 0 ? "every user" : "its group", st.st_mode & 07777));
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string DiskFiles::SegmentName(uint32_t file) {
@@ -72,9 +90,12 @@ Result<std::unique_ptr<DiskFiles>> DiskFiles::Open(const std::string& directory,
   std::unique_ptr<DiskFiles> f(new DiskFiles());
   f->directory_ = directory;
   std::error_code ec;
-  fs::create_directories(directory, ec);
+  const bool created = fs::create_directories(directory, ec);
   if (ec)
     return Status::IoError(fmt::format("creating disk tier directory {}", directory), ec.value());
+  if (created && chmod(directory.c_str(), kDirMode) != 0)
+    return Status::IoError(fmt::format("chmod {} 0700", directory), errno);
+  STRATA_RETURN_IF_ERROR(CheckPrivate(directory));
   STRATA_RETURN_IF_ERROR(f->Lock());
   STRATA_RETURN_IF_ERROR(f->CheckOrCreate(want, reset_on_mismatch));
   STRATA_RETURN_IF_ERROR(f->OpenSegments(direct));
@@ -96,7 +117,7 @@ void DiskFiles::Note(std::string note) {
 
 Status DiskFiles::Lock() {
   const std::string path = Join(directory_, kLockName);
-  lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
   if (lock_fd_ < 0) return Status::IoError(fmt::format("open lock file {}", path), errno);
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
@@ -168,7 +189,7 @@ Status DiskFiles::Create(const DiskMeta& want) {
   };
   for (uint32_t i = 0; i < g.num_files; ++i) {
     const std::string path = Join(directory_, SegmentName(i));
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
     if (fd < 0) {
       const int err = errno;
       cleanup();
@@ -184,7 +205,7 @@ Status DiskFiles::Create(const DiskMeta& want) {
     }
   }
   const std::string tmp = meta_path + ".tmp";
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
   if (fd < 0) return Status::IoError(fmt::format("create {}", tmp), errno);
   Status st = WriteAll(fd, meta_.Encode(), tmp);
   if (st.ok() && fsync(fd) != 0) st = Status::IoError(fmt::format("fsync {}", tmp), errno);
@@ -213,13 +234,19 @@ Status DiskFiles::OpenSegments(bool direct) {
     }
     if (fd < 0 && errno == ENOENT) {
       Note(fmt::format("segment file {} was missing; recreated empty", path));
-      fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (direct_ ? O_DIRECT : 0), 0644);
+      fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (direct_ ? O_DIRECT : 0), kFileMode);
     }
     if (fd < 0) return Status::IoError(fmt::format("open {}", path), errno);
     fds_.push_back(fd);
     paths_.push_back(path);
     struct stat st {};
     if (fstat(fd, &st) != 0) return Status::IoError(fmt::format("fstat {}", path), errno);
+    if ((st.st_mode & 077) != 0) {  // e.g. created 0644 by an older version
+      if (fchmod(fd, kFileMode) != 0)
+        return Status::IoError(fmt::format("chmod {} 0600", path), errno);
+      Note(fmt::format("segment file {} was mode {:04o}; made private (0600)", path,
+                       st.st_mode & 07777));
+    }
     if (static_cast<uint64_t>(st.st_size) < g.file_size(i)) {
       if (st.st_size != 0)
         Note(fmt::format("segment file {} was {} bytes, expected {}; extended", path, st.st_size,

@@ -610,7 +610,54 @@ void DiskTier::ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint
   }
 
   // Phase 3, under the lock: count, and take every block that failed out of the index.
-  std::lock_guard lock(mu_);
+  std::vector<uint32_t> corrupt;
+  {
+    std::lock_guard lock(mu_);
+    FinishReadsLocked(blocks, todo, zero_copy, &corrupt);
+  }
+  // A record that failed verification must not come back at the next Open: zero its header
+  // on disk (recovery then sees never-written space). The caller's lease still pins the
+  // record, so no Write can reuse it meanwhile.
+  for (uint32_t record : corrupt) {
+    if (Status st = InvalidateOnDisk(record); !st.ok()) {
+      const Location loc = Locate(record);
+      spdlog::warn(
+          "strata disk tier: could not invalidate corrupt record {} at {} offset {}: {}; a "
+          "restart will index it again and its load will fail again",
+          record, loc.path, loc.offset, st.ToString());
+    } else {
+      std::lock_guard lock(mu_);
+      ++counters_.invalidated_records;
+    }
+  }
+}
+
+Status DiskTier::InvalidateOnDisk(uint32_t record) {
+  const std::vector<uint32_t> slot = staging_->slots->AcquireUpTo(1);
+  std::memset(staging_->data(slot[0]), 0, kHeaderBytes);
+  const Descriptor local{staging_->region, uint64_t{slot[0]} * geometry_.record_bytes,
+                         kHeaderBytes};
+  const Descriptor remote{file_regions_[geometry_.file_of(record)], geometry_.offset_of(record),
+                          kHeaderBytes};
+  Status st = [&]() -> Status {
+    STRATA_ASSIGN_OR_RETURN(DescListId local_list, engine_->PrepareDescList({&local, 1}));
+    ListGuard local_guard(engine_, local_list);
+    STRATA_ASSIGN_OR_RETURN(DescListId remote_list, engine_->PrepareDescList({&remote, 1}));
+    ListGuard remote_guard(engine_, remote_list);
+    const uint32_t zero = 0;
+    STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TransferRequest> request,
+                            engine_->CreateRequest(TransferOp::kWrite, local_list, {&zero, 1},
+                                                   remote_list, {&zero, 1}, options_.backend));
+    STRATA_RETURN_IF_ERROR(engine_->Execute(*request));
+    return options_.sync_on_write ? files_->Sync(geometry_.file_of(record)) : Status::Ok();
+  }();
+  staging_->slots->Release(slot);
+  return st;
+}
+
+void DiskTier::FinishReadsLocked(std::span<BatchRead> blocks, const std::vector<size_t>& todo,
+                                 const std::vector<bool>& zero_copy,
+                                 std::vector<uint32_t>* corrupt) {
   for (size_t i : todo) {
     BatchRead& b = blocks[i];
     if (b.status.ok()) {
@@ -621,6 +668,7 @@ void DiskTier::ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint
     }
     if (b.status.code() == StatusCode::kCorruption) {
       ++counters_.corruptions;
+      corrupt->push_back(b.record);
     } else {
       ++counters_.read_errors;
     }

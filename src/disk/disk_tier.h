@@ -79,11 +79,12 @@ struct DiskTierStats {
   uint64_t write_errors = 0;     // Write returned an error; nothing was indexed
   uint64_t bytes_written = 0;    // record bytes written by acknowledged writes
   // Reads.
-  uint64_t reads = 0;          // Read returned OK
-  uint64_t read_errors = 0;    // I/O errors on Read
-  uint64_t corruptions = 0;    // header, key, fingerprint, length or checksum mismatches
-  uint64_t bytes_read = 0;     // record bytes read by successful reads
-  uint64_t zero_copy_ios = 0;  // reads and writes that moved the block without a copy
+  uint64_t reads = 0;                // Read returned OK
+  uint64_t read_errors = 0;          // I/O errors on Read
+  uint64_t corruptions = 0;          // header, key, fingerprint, length or checksum mismatches
+  uint64_t invalidated_records = 0;  // corrupt records whose header was zeroed on disk
+  uint64_t bytes_read = 0;           // record bytes read by successful reads
+  uint64_t zero_copy_ios = 0;        // reads and writes that moved the block without a copy
   // Reclaim.
   uint64_t evictions = 0;  // records dropped by region reclaim
   uint64_t regions_reclaimed = 0;
@@ -246,6 +247,12 @@ class DiskTier {
   // use until then). (*results)[i] is request i's status.
   void RunRequests(std::vector<std::unique_ptr<TransferRequest>>& requests,
                    std::vector<Status>* results);
+  // ReadBatch's phase 3 (REQUIRES(mu_)): counts, and takes failed blocks out of the index;
+  // appends the records that failed verification to `corrupt`.
+  void FinishReadsLocked(std::span<BatchRead> blocks, const std::vector<size_t>& todo,
+                         const std::vector<bool>& zero_copy, std::vector<uint32_t>* corrupt);
+  // Zeroes `record`'s header on disk so no later recovery indexes it. Blocking.
+  Status InvalidateOnDisk(uint32_t record);
   // The registered range `p`'s block can move to/from without a copy, if any.
   std::optional<HostRange> FindHostRange(const std::byte* p) const;
   Status VerifyRecord(uint32_t record, const std::byte* header, const std::byte* payload,

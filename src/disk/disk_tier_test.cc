@@ -3,6 +3,7 @@
 #include "disk/disk_tier.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "disk/disk_files.h"
 #include "disk/disk_test_util.h"
 #include "memory/host_memory.h"
 
@@ -293,21 +295,25 @@ TEST_F(DiskTierTest, BitFlipsAreDetectedOnLoadAndTheBlockLeavesTheIndex) {
     EXPECT_EQ(tier->Lease(payload_key), DiskTier::kNoRecord);  // a miss from now on
     EXPECT_TRUE(Get(*tier, ok_key).ok());
     EXPECT_EQ(tier->stats().corruptions, 2u);
+    EXPECT_EQ(tier->stats().invalidated_records, 2u);
     ASSERT_EQ(removed.size(), 2u);
     EXPECT_EQ(removed[0].second, DiskRemoval::kLoadFailed);
     // The freed keys can be stored again.
     EXPECT_EQ(Put(*tier, header_key), DiskWriteOutcome::kWritten);
     EXPECT_TRUE(Get(*tier, header_key).ok());
   }
-  // After a restart the flipped header is not even indexed; the flipped payload is, and
-  // fails its load again; the rewritten copy (newer sequence) wins over nothing.
+  // The failed loads zeroed both records' headers on disk: after a restart neither comes
+  // back (the payload flip would otherwise be indexed and fail again after every restart),
+  // and the rewritten copy of header_key loads.
   auto tier = OpenTier(o);
   ASSERT_TRUE(tier);
-  EXPECT_EQ(tier->stats().recovery_invalid_headers, 1u);
+  EXPECT_EQ(tier->stats().recovery_invalid_headers, 0u);
+  EXPECT_EQ(tier->stats().recovered_records, 2u);  // ok_key and header_key's new copy
   EXPECT_TRUE(Get(*tier, header_key).ok());
   EXPECT_TRUE(Get(*tier, ok_key).ok());
-  EXPECT_EQ(Get(*tier, payload_key).code(), StatusCode::kCorruption);
   EXPECT_FALSE(tier->Contains(payload_key));
+  EXPECT_EQ(Get(*tier, payload_key).code(), StatusCode::kNotFound);
+  EXPECT_EQ(tier->stats().corruptions, 0u);
 }
 
 TEST_F(DiskTierTest, WrongNamespaceFingerprintIsCorruption) {
@@ -443,6 +449,44 @@ TEST_F(DiskTierTest, DamagedMetaFileIsRefused) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("strata-g3.meta"), std::string::npos)
       << refused.status().ToString();
+}
+
+mode_t ModeOf(const std::filesystem::path& p) {
+  struct stat st {};
+  EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 07777;
+}
+
+TEST_F(DiskTierTest, FilesArePrivateEvenUnderUmaskZero) {
+  const mode_t old_umask = umask(0);
+  auto tier = OpenTier(Options(2, 2));
+  umask(old_umask);
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(ModeOf(dir_), 0700u);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(ModeOf(e.path()), 0600u) << e.path();
+    ++files;
+  }
+  EXPECT_GE(files, 3u);  // lock, meta, a segment
+}
+
+TEST_F(DiskTierTest, DirectoryWritableByOthersIsRefusedAndOldFilesAreMadePrivate) {
+  { ASSERT_TRUE(OpenTier(Options(2, 2))); }
+  const auto segment = dir_ / disk::DiskFiles::SegmentName(0);
+  ASSERT_EQ(chmod(segment.c_str(), 0644), 0);  // as an older version created it
+  for (mode_t mode : {0777, 0770, 01777}) {
+    ASSERT_EQ(chmod(dir_.c_str(), mode), 0);
+    auto t = DiskTier::Open(Options(2, 2), disk_test::SmallLayout(), engine_.get());
+    ASSERT_FALSE(t.ok()) << std::oct << mode;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find("writable by"), std::string::npos) << t.status().ToString();
+  }
+  ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);  // others may read and enter, not write: fine
+  auto tier = OpenTier(Options(2, 2));
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(ModeOf(segment), 0600u);
+  EXPECT_NE(tier->notes().find("made private"), std::string::npos) << tier->notes();
 }
 
 TEST_F(DiskTierTest, SecondInstanceInTheSameDirectoryIsRefused) {
