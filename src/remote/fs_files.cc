@@ -156,7 +156,7 @@ namespace {
 
 Status WriteTempMeta(const std::string& tmp, const MetaFields& meta, std::string_view node_id,
                      int* fd_out) {
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
   if (fd < 0) return Status::IoError(fmt::format("create {}", tmp), errno);
   const std::string text = meta.Encode(node_id);
   Status s = WriteFull(fd, reinterpret_cast<const std::byte*>(text.data()), text.size(), tmp);
@@ -212,7 +212,7 @@ Result<bool> ProbeDirectIo(const std::string& dir, std::string_view node_id) {
   static std::atomic<uint64_t> counter{0};
   const std::string path =
       fmt::format("{}/.direct-probe.tmp.{}.{}", dir, node_id, counter.fetch_add(1));
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0666);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, kFileMode);
   if (fd < 0) {
     const int err = errno;
     if (err == EINVAL) return false;

@@ -14,6 +14,12 @@
 
 namespace strata::fs_detail {
 
+// Modes of what the store creates, before the umask: the owner writes, its group reads, no
+// one else gets in. XXH3 detects corruption, not forgery: whoever may write the directory
+// can plant blocks every node serves (docs/shared_fs_tier.md, "Trust").
+inline constexpr unsigned kFileMode = 0640;
+inline constexpr unsigned kDirMode = 0750;
+
 // O_DIRECT buffers, offsets and lengths are multiples of this on every filesystem we
 // target (4 KiB sectors and pages).
 inline constexpr size_t kDirectAlign = 4096;

@@ -426,7 +426,7 @@ struct FsStore::Shared {
     for (int attempt = 0; fd < 0; ++attempt) {
       tmp = TempPath(path);
       fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (use_direct ? O_DIRECT : 0),
-                0666);
+                fs_detail::kFileMode);
       if (fd >= 0) break;
       const int err = errno;
       if (err == EINVAL && use_direct) {
@@ -494,7 +494,7 @@ struct FsStore::Shared {
   Status MakeShardDirs(const std::string& object_path) {
     const fsys::path leaf = fsys::path(object_path).parent_path();
     for (const fsys::path& dir : {leaf.parent_path(), leaf}) {
-      if (mkdir(dir.c_str(), 0777) == 0 || errno == EEXIST) continue;
+      if (mkdir(dir.c_str(), fs_detail::kDirMode) == 0 || errno == EEXIST) continue;
       const int err = errno;
       if (err == ENOENT) {
         // objects/ itself is gone: the directory was removed or unmounted under us.
@@ -657,7 +657,8 @@ struct FsStore::Shared {
     const std::string probe =
         fmt::format("{}/.clock.{}.{}", objects_dir, options.node_id, temp_counter.fetch_add(1));
     const int64_t before = NowNs();
-    const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    const int fd =
+        open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fs_detail::kFileMode);
     if (fd < 0) return Status::IoError(fmt::format("create {}", probe), errno);
     struct stat st {};
     const int rc = fstat(fd, &st);
@@ -881,10 +882,24 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
         "may outlive the grace period that protects the object it reads",
         sh->directory, options.grace_period.count(), options.io_timeout.count());
 
-  fsys::create_directories(sh->directory, ec);
+  const bool created = fsys::create_directories(sh->directory, ec);
   if (ec) return Status::IoError(fmt::format("creating {}", sh->directory), ec.value());
+  if (created && chmod(sh->directory.c_str(), fs_detail::kDirMode) != 0)
+    return Status::IoError(fmt::format("chmod {}", sh->directory), errno);
+  {
+    // Every user may write into a world-writable directory, and so plant blocks that
+    // every node serves. A group-writable one is how several users share a store.
+    struct stat st {};
+    if (stat(sh->directory.c_str(), &st) != 0)
+      return Status::IoError(fmt::format("stat {}", sh->directory), errno);
+    if ((st.st_mode & S_IWOTH) != 0)
+      return Status::InvalidArgument(fmt::format(
+          "fs store directory {} is writable by every user (mode {:04o}): any of them could "
+          "plant blocks that every node would serve; chmod o-w it",
+          sh->directory, st.st_mode & 07777));
+  }
   for (const std::string& dir : {sh->objects_dir, sh->trash_dir})
-    if (mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
+    if (mkdir(dir.c_str(), fs_detail::kDirMode) != 0 && errno != EEXIST)
       return Status::IoError(fmt::format("mkdir {}", dir), errno);
 
   // The meta file: published like an object, so nodes starting together agree on one.
@@ -906,7 +921,7 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
         fmt::format("{}/objects.reset.{}.{}", sh->trash_dir, options.node_id, NowNs());
     if (rename(sh->objects_dir.c_str(), aside.c_str()) != 0 && errno != ENOENT)
       return Status::IoError(fmt::format("rename {} to {}", sh->objects_dir, aside), errno);
-    if (mkdir(sh->objects_dir.c_str(), 0777) != 0 && errno != EEXIST)
+    if (mkdir(sh->objects_dir.c_str(), fs_detail::kDirMode) != 0 && errno != EEXIST)
       return Status::IoError(fmt::format("mkdir {}", sh->objects_dir), errno);
     STRATA_RETURN_IF_ERROR(fs_detail::WriteMeta(sh->meta_path, sh->meta, options.node_id));
     sh->Note(fmt::format("reset because reset_on_mismatch is set ({}); old objects moved to {}",

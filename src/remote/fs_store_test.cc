@@ -227,6 +227,35 @@ TEST(FsStoreTest, RoundTripOfManyBlocksIsByteIdentical) {
   EXPECT_EQ(CountFiles(dir.path, ".tmp."), 0u);
 }
 
+TEST(FsStoreTest, CreatesWithExplicitModesAndRefusesAWorldWritableDirectory) {
+  TempDir dir;
+  const std::string root = dir.path + "/store";  // created by the store
+  const mode_t old_umask = umask(0);
+  auto store = MustCreate(TestOptions(root));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(PutKeys(*store, 1, 0, 2), 2u);
+  umask(old_umask);
+  auto mode = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(root), 0750u);
+  const std::string object = store->ObjectPath(TestKey(1, 0));
+  EXPECT_EQ(mode(object), 0640u);
+  EXPECT_EQ(mode(fsys::path(object).parent_path().string()), 0750u);
+  store.reset();
+
+  ASSERT_EQ(chmod(root.c_str(), 0777), 0);
+  auto refused = FsStore::Create(TestOptions(root));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("writable by every user"), std::string::npos)
+      << refused.status().ToString();
+  ASSERT_EQ(chmod(root.c_str(), 0770), 0);  // group sharing is allowed
+  EXPECT_TRUE(MustCreate(TestOptions(root)));
+}
+
 TEST(FsStoreTest, BlocksOfTheWrongSizeAreInvalidArgument) {
   TempDir dir;
   auto store = MustCreate(TestOptions(dir.path));
