@@ -615,8 +615,8 @@ void DiskTier::ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint
     std::lock_guard lock(mu_);
     FinishReadsLocked(blocks, todo, zero_copy, &corrupt);
   }
-  // A record that failed verification must not come back at the next Open: zero its header
-  // on disk (recovery then sees never-written space). The caller's lease still pins the
+  // A record that failed verification must not come back at the next Open: zero it on
+  // disk (recovery then sees never-written space). The caller's lease still pins the
   // record, so no Write can reuse it meanwhile.
   for (uint32_t record : corrupt) {
     if (Status st = InvalidateOnDisk(record); !st.ok()) {
@@ -633,21 +633,13 @@ void DiskTier::ReadBatch(std::span<BatchRead> blocks, const NamespaceFingerprint
 }
 
 Status DiskTier::InvalidateOnDisk(uint32_t record) {
+  // The whole record, staged as zeros: a rare path, so the plain staged write will do.
   const std::vector<uint32_t> slot = staging_->slots->AcquireUpTo(1);
-  std::memset(staging_->data(slot[0]), 0, kHeaderBytes);
-  const Descriptor local{staging_->region, uint64_t{slot[0]} * geometry_.record_bytes,
-                         kHeaderBytes};
-  const Descriptor remote{file_regions_[geometry_.file_of(record)], geometry_.offset_of(record),
-                          kHeaderBytes};
+  std::memset(staging_->data(slot[0]), 0, geometry_.record_bytes);
   Status st = [&]() -> Status {
-    STRATA_ASSIGN_OR_RETURN(DescListId local_list, engine_->PrepareDescList({&local, 1}));
-    ListGuard local_guard(engine_, local_list);
-    STRATA_ASSIGN_OR_RETURN(DescListId remote_list, engine_->PrepareDescList({&remote, 1}));
-    ListGuard remote_guard(engine_, remote_list);
-    const uint32_t zero = 0;
     STRATA_ASSIGN_OR_RETURN(std::unique_ptr<TransferRequest> request,
-                            engine_->CreateRequest(TransferOp::kWrite, local_list, {&zero, 1},
-                                                   remote_list, {&zero, 1}, options_.backend));
+                            RecordRequest(TransferOp::kWrite, record, slot[0], std::nullopt,
+                                          /*block=*/nullptr));
     STRATA_RETURN_IF_ERROR(engine_->Execute(*request));
     return options_.sync_on_write ? files_->Sync(geometry_.file_of(record)) : Status::Ok();
   }();

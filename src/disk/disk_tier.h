@@ -251,7 +251,7 @@ class DiskTier {
   // appends the records that failed verification to `corrupt`.
   void FinishReadsLocked(std::span<BatchRead> blocks, const std::vector<size_t>& todo,
                          const std::vector<bool>& zero_copy, std::vector<uint32_t>* corrupt);
-  // Zeroes `record`'s header on disk so no later recovery indexes it. Blocking.
+  // Zeroes `record` on disk so no later recovery indexes it. Blocking.
   Status InvalidateOnDisk(uint32_t record);
   // The registered range `p`'s block can move to/from without a copy, if any.
   std::optional<HostRange> FindHostRange(const std::byte* p) const;
