@@ -93,6 +93,7 @@ class Engine final : public Generator {
   uint32_t max_context_tokens() const override;
   // Byte tokens, no BOS (so encodings of pieces concatenate).
   std::vector<TokenId> Encode(std::string_view text) const override;
+  uint32_t max_token_bytes() const override { return 1; }  // byte-level tokens
   std::string Decode(std::span<const TokenId> tokens) const override;
   Status Submit(GenerationRequest request,
                 std::function<void(const TokenEvent&)> on_event) override;

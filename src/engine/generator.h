@@ -78,6 +78,10 @@ class Generator {
   virtual uint32_t max_context_tokens() const = 0;
   // Text <-> tokens (byte-level for the reference engine).
   virtual std::vector<TokenId> Encode(std::string_view text) const = 0;
+  // The most bytes of text one token stands for: a prompt of B bytes has at least
+  // B / max_token_bytes() tokens, which lets a server refuse a prompt too long for the
+  // context before tokenizing it.
+  virtual uint32_t max_token_bytes() const = 0;
   virtual std::string Decode(std::span<const TokenId> tokens) const = 0;
   // Queues a request; `on_event` is called per token and once with finished = true.
   // InvalidArgument (empty prompt, too long, bad sampling values), ResourceExhausted

@@ -4,6 +4,7 @@
 // per token, so streams, cancellation and shutdown behave as with a real engine.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -50,7 +51,9 @@ class FakeGenerator : public engine::Generator {
 
   std::string model_name() const override { return "fake-model"; }
   uint32_t max_context_tokens() const override { return context_tokens; }
+  uint32_t max_token_bytes() const override { return 1; }
   std::vector<TokenId> Encode(std::string_view text) const override {
+    encodes_.fetch_add(1);
     std::vector<TokenId> tokens;
     for (unsigned char c : text) tokens.push_back(c);
     return tokens;
@@ -91,6 +94,8 @@ class FakeGenerator : public engine::Generator {
     std::lock_guard lock(mu_);
     return last_request_;
   }
+  // Encode calls so far.
+  int encodes() const { return encodes_.load(); }
   int submits() const {
     std::lock_guard lock(mu_);
     return submits_;
@@ -162,6 +167,7 @@ class FakeGenerator : public engine::Generator {
   std::vector<std::thread> threads_;
   engine::GenerationRequest last_request_;
   int submits_ = 0;
+  mutable std::atomic<int> encodes_{0};
 };
 
 }  // namespace strata::server::testing

@@ -1,6 +1,7 @@
 // The OpenAI wire format: request validation and response bodies (see openai_api.h).
 #include "server/openai_api.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -87,6 +88,87 @@ bool IsTokenArray(const json& v) {
   return true;
 }
 
+// The SAX pass that refuses a body over the JSON limits before a document is built: it
+// keeps counters only, so deep nesting or a million tiny values cost nothing but time.
+class CostCheck final : public nlohmann::json_sax<json> {
+ public:
+  std::optional<ApiError> error;  // over a limit; nullopt with syntax_error for bad JSON
+  bool syntax_error = false;
+
+  bool null() override { return Value(); }
+  bool boolean(bool) override { return Value(); }
+  bool number_integer(number_integer_t) override { return Value(); }
+  bool number_unsigned(number_unsigned_t) override { return Value(); }
+  bool number_float(number_float_t, const string_t&) override { return Value(); }
+  bool string(string_t&) override { return Value(); }
+  bool binary(binary_t&) override { return Value(); }
+  bool start_object(std::size_t) override { return Open(); }
+  bool key(string_t&) override {
+    if (++keys_ <= kMaxJsonKeys) return true;
+    return Over(fmt::format("the request body has more than {} object members", kMaxJsonKeys));
+  }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(); }
+  bool end_array() override { return Close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    syntax_error = true;
+    return false;
+  }
+
+ private:
+  bool Value() {
+    if (++values_ <= kMaxJsonValues) return true;
+    return Over(fmt::format("the request body has more than {} JSON values", kMaxJsonValues));
+  }
+  bool Open() {
+    if (++depth_ > kMaxJsonDepth)
+      return Over(fmt::format("the request body nests deeper than {} levels", kMaxJsonDepth));
+    return Value();
+  }
+  bool Close() {
+    --depth_;
+    return true;
+  }
+  bool Over(std::string message) {
+    error = ApiError{400, std::move(message), "invalid_request_error", "", "request_too_complex"};
+    return false;
+  }
+
+  uint32_t depth_ = 0;
+  uint64_t values_ = 0;
+  uint64_t keys_ = 0;
+};
+
+ApiError TooLong(const char* param, uint64_t context, uint64_t prompt_tokens, uint64_t max_tokens) {
+  return Invalid(param,
+                 fmt::format("This model's maximum context length is {} tokens; the request "
+                             "asks for {} ({} in the prompt, {} to generate)",
+                             context, prompt_tokens + max_tokens, prompt_tokens, max_tokens),
+                 "context_length_exceeded");
+}
+
+// Refuses, before tokenizing, a prompt text that must have more tokens than the context
+// holds.
+std::optional<ApiError> CheckTextFits(const char* param, std::string_view text,
+                                      const engine::Generator& generator) {
+  const uint64_t context = generator.max_context_tokens();
+  const uint64_t at_least = text.size() / std::max<uint32_t>(1, generator.max_token_bytes());
+  if (at_least < context) return std::nullopt;
+  return Invalid(param,
+                 fmt::format("This model's maximum context length is {} tokens; the prompt has "
+                             "{} bytes, at least {} tokens",
+                             context, text.size(), at_least),
+                 "context_length_exceeded");
+}
+
+// The prompt text's tokens, unless it cannot fit.
+std::optional<ApiError> EncodeText(const char* param, const std::string& text,
+                                   const engine::Generator& generator, std::vector<TokenId>* out) {
+  if (auto e = CheckTextFits(param, text, generator)) return e;
+  *out = generator.Encode(text);
+  return std::nullopt;
+}
+
 std::optional<ApiError> TokensFromJson(const json& v, std::vector<TokenId>* out) {
   out->reserve(v.size());
   for (const json& t : v) {
@@ -104,17 +186,12 @@ std::optional<ApiError> ParsePrompt(const json& body, const engine::Generator& g
                                     std::vector<TokenId>* out) {
   const json* p = Field(body, "prompt");
   if (p == nullptr) return Invalid("prompt", "'prompt' is required");
-  if (p->is_string()) {
-    *out = generator.Encode(p->get<std::string>());
-    return std::nullopt;
-  }
+  if (p->is_string()) return EncodeText("prompt", p->get_ref<const std::string&>(), generator, out);
   if (IsTokenArray(*p)) return TokensFromJson(*p, out);
   if (p->is_array() && p->size() == 1) {
     const json& only = (*p)[0];
-    if (only.is_string()) {
-      *out = generator.Encode(only.get<std::string>());
-      return std::nullopt;
-    }
+    if (only.is_string())
+      return EncodeText("prompt", only.get_ref<const std::string&>(), generator, out);
     if (IsTokenArray(only)) return TokensFromJson(only, out);
   }
   if (p->is_array() && p->size() > 1)
@@ -223,6 +300,9 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const json& body,
       if (!stop->get_ref<const std::string&>().empty())
         req->sampling.stop.push_back(stop->get<std::string>());
     } else if (stop->is_array()) {
+      if (stop->size() > kMaxStopSequences)
+        return Invalid("stop", fmt::format("'stop' may hold at most {} sequences; it has {}",
+                                           kMaxStopSequences, stop->size()));
       for (const json& s : *stop) {
         if (!s.is_string())
           return Invalid("stop", "'stop' must be a string or an array of strings");
@@ -232,6 +312,11 @@ std::optional<ApiError> ParseCommon(Endpoint endpoint, const json& body,
     } else {
       return Invalid("stop", "'stop' must be a string or an array of strings");
     }
+    for (const std::string& s : req->sampling.stop)
+      if (s.size() > kMaxStopBytes)
+        return Invalid("stop", fmt::format("each 'stop' sequence may have at most {} bytes; one "
+                                           "has {}",
+                                           kMaxStopBytes, s.size()));
   }
 
   if (auto e = GetString(body, "cache_salt", &req->cache_salt)) return e;
@@ -276,6 +361,11 @@ std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) {
 std::variant<ParsedRequest, ApiError> ParseRequest(Endpoint endpoint, std::string_view body,
                                                    const engine::Generator& generator,
                                                    std::string_view served_model) {
+  // What the body would cost first, then the document.
+  CostCheck cost;
+  const bool well_formed = json::sax_parse(body, &cost);
+  if (cost.error) return *cost.error;
+  if (!well_formed || cost.syntax_error) return Invalid("", "the request body is not valid JSON");
   const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Invalid("", "the request body is not valid JSON");
   if (!j.is_object()) return Invalid("", "the request body must be a JSON object");
@@ -290,18 +380,15 @@ std::variant<ParsedRequest, ApiError> ParseRequest(Endpoint endpoint, std::strin
     prompt_param = "messages";
     std::vector<ChatMessage> messages;
     if (auto e = ParseMessages(j, &messages)) return *e;
-    req.prompt = generator.Encode(ApplyChatTemplate(messages));
+    if (auto e = EncodeText("messages", ApplyChatTemplate(messages), generator, &req.prompt))
+      return *e;
   }
   if (req.prompt.empty()) return Invalid(prompt_param, "the prompt is empty");
 
   const uint64_t context = generator.max_context_tokens();
   const uint64_t prompt_tokens = req.prompt.size();
   auto too_long = [&](uint64_t max_tokens, const char* param) {
-    return Invalid(param,
-                   fmt::format("This model's maximum context length is {} tokens; the request "
-                               "asks for {} ({} in the prompt, {} to generate)",
-                               context, prompt_tokens + max_tokens, prompt_tokens, max_tokens),
-                   "context_length_exceeded");
+    return TooLong(param, context, prompt_tokens, max_tokens);
   };
   if (prompt_tokens >= context) return too_long(1, prompt_param);
 

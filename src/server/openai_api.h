@@ -48,11 +48,22 @@ struct ChatMessage {
 // "<|assistant|>\n" so the model continues as the assistant.
 std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages);
 
+// What one request may cost before it is refused (400), so that a body's parse costs a
+// small multiple of its size however it is shaped. A SAX pass over the body checks the
+// JSON limits before any document is built; a prompt's byte length is checked against
+// the context (at most max_token_bytes() per token) before it is tokenized.
+inline constexpr uint32_t kMaxJsonDepth = 32;        // nested arrays/objects
+inline constexpr uint32_t kMaxJsonValues = 1 << 17;  // values of any kind, each token id one
+inline constexpr uint32_t kMaxJsonKeys = 8192;       // object members, over the whole body
+inline constexpr uint32_t kMaxStopSequences = 16;
+inline constexpr uint32_t kMaxStopBytes = 1024;  // per stop sequence
+
 // Parses and validates a request body of `endpoint`. `served_model` is the one name a
 // request's "model" may carry (absent is fine too). The prompt is tokenized with
 // `generator`, and checked against its max_context_tokens. JSON null counts as absent
 // for every optional field. Unknown fields are ignored; fields that ask for something
-// this server cannot do (n > 1, best_of > 1, echo, logprobs) are rejected.
+// this server cannot do (n > 1, best_of > 1, echo, logprobs) are rejected, and so are
+// bodies over the limits above.
 std::variant<ParsedRequest, ApiError> ParseRequest(Endpoint endpoint, std::string_view body,
                                                    const engine::Generator& generator,
                                                    std::string_view served_model);

@@ -37,6 +37,66 @@ class OpenAiApiTest : public ::testing::Test {
   FakeGenerator generator_;
 };
 
+// Hostile bodies are refused by their shape before a document is built (issue 13 item 1:
+// 8 M '[' characters, a 400k-entry stop list or 300k keys cost ~75x their size).
+TEST_F(OpenAiApiTest, BodiesOverTheCostLimitsAreRefusedByShape) {
+  const auto expect_complex = [&](const std::string& body, std::string_view what) {
+    SCOPED_TRACE(body.substr(0, 60));
+    const ApiError e = ParseError(Endpoint::kCompletions, body);
+    EXPECT_EQ(e.http_status, 400);
+    EXPECT_EQ(e.code, "request_too_complex");
+    EXPECT_NE(e.message.find(what), std::string::npos) << e.message;
+  };
+  expect_complex(std::string(8 << 20, '['), "nests deeper than 32");
+  std::string deep = R"({"prompt": "a", "x": )" + std::string(40, '[') + std::string(40, ']') + "}";
+  expect_complex(deep, "nests deeper");
+
+  std::string many_stops = R"({"prompt": "a", "stop": [)";
+  for (int i = 0; i < 400000; ++i) many_stops += i ? ",\"s\"" : "\"s\"";
+  many_stops += "]}";
+  expect_complex(many_stops, "more than 131072 JSON values");
+
+  std::string many_keys = R"({"prompt": "a")";
+  for (int i = 0; i < 300000; ++i) many_keys += ",\"k" + std::to_string(i) + "\":0";
+  many_keys += "}";
+  expect_complex(many_keys, "more than 8192 object members");
+
+  // Within the JSON limits but not within the request's.
+  std::string stops = R"({"prompt": "a", "stop": [)";
+  for (uint32_t i = 0; i <= kMaxStopSequences; ++i) stops += i ? ",\"s\"" : "\"s\"";
+  stops += "]}";
+  EXPECT_EQ(ParseError(Endpoint::kCompletions, stops).param, "stop");
+  EXPECT_EQ(ParseError(Endpoint::kCompletions, R"({"prompt": "a", "stop": ")" +
+                                                   std::string(kMaxStopBytes + 1, 'x') + R"("})")
+                .param,
+            "stop");
+  ParseOk(Endpoint::kCompletions,
+          R"({"prompt": "a", "stop": ")" + std::string(kMaxStopBytes, 'x') + R"("})");
+
+  // Depth 32 itself is fine: limits are limits, not bans.
+  std::string ok = R"({"prompt": "a", "x": )" + std::string(30, '[') + std::string(30, ']') + "}";
+  ParseOk(Endpoint::kCompletions, ok);
+  // Malformed JSON still says so.
+  EXPECT_NE(ParseError(Endpoint::kCompletions, R"({"prompt": )").message.find("not valid JSON"),
+            std::string::npos);
+}
+
+TEST_F(OpenAiApiTest, PromptsTooLongForTheContextAreRefusedBeforeTokenizing) {
+  generator_.context_tokens = 256;
+  // 4 MiB of text cannot fit 256 tokens of at most one byte each.
+  const ApiError e =
+      ParseError(Endpoint::kCompletions, R"({"prompt": ")" + std::string(4 << 20, 'x') + R"("})");
+  EXPECT_EQ(e.code, "context_length_exceeded");
+  EXPECT_NE(e.message.find("4194304 bytes"), std::string::npos) << e.message;
+  EXPECT_EQ(generator_.encodes(), 0);
+  const ApiError chat =
+      ParseError(Endpoint::kChatCompletions, R"({"messages": [{"role": "user", "content": ")" +
+                                                 std::string(1 << 20, 'y') + R"("}]})");
+  EXPECT_EQ(chat.code, "context_length_exceeded");
+  EXPECT_EQ(chat.param, "messages");
+  EXPECT_EQ(generator_.encodes(), 0);
+}
+
 TEST_F(OpenAiApiTest, CompletionDefaultsAndFields) {
   ParsedRequest r = ParseOk(Endpoint::kCompletions, R"({"prompt": "Hi"})");
   EXPECT_EQ(r.prompt, (std::vector<TokenId>{'H', 'i'}));

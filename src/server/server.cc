@@ -1,19 +1,16 @@
-// Server: cpp-httplib plumbing between HTTP requests and Generator requests (server.h).
+// Server: the OpenAI API over http::Server (server.h, src/http/http_server.h).
 //
-// Each completion request becomes one Generation shared between the HTTP worker thread
-// that serves it and the generator's event callback. The callback only appends events
-// under a mutex; the worker waits for them in short slices, so it also notices Stop,
-// the request deadline and (for streams) a client that went away, and cancels.
+// Each completion request becomes one Call, shared by the HTTP side (the handler, the
+// exchange's OnGone and deadline callbacks, on the I/O threads) and the generator's
+// event callback (on the engine's thread). The callback formats what each event adds
+// and hands it to the exchange: a stream chunk per token, or the whole body at the end.
+// No thread waits for a generation; a client that leaves (reset, failed write, or a
+// close found by the probe) cancels its generation, streaming or not.
 #include "server/server.h"
-
-#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <csignal>
 #include <ctime>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -23,8 +20,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <httplib.h>
-
+#include "http/http_server.h"
 #include "server/openai_api.h"
 
 namespace strata::server {
@@ -35,30 +31,105 @@ using Clock = std::chrono::steady_clock;
 using engine::FinishReason;
 using engine::TokenEvent;
 
-// How long a worker waits for events before it looks at Stop, the deadline and its
-// socket again.
-constexpr auto kPollSlice = std::chrono::milliseconds(50);
-
 constexpr const char* kJson = "application/json";
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// The events of one generation, and when they came. Owned jointly by the HTTP side and
-// the generator callback: a cancelled request's final event may arrive after the HTTP
-// side is gone.
-struct Generation {
+http::Response ErrorResponse(const ApiError& error) {
+  return http::Response{error.http_status, kJson, ErrorBody(error), {}};
+}
+
+// The errors the HTTP layer answers itself (no route, wrong method, too large, too slow,
+// too many connections, bad HTTP), in OpenAI's shape.
+http::Response RenderHttpError(int status, std::string message) {
+  ApiError error{status, std::move(message), "invalid_request_error", "", ""};
+  switch (status) {
+    case 404:
+      error.code = "not_found";
+      break;
+    case 405:
+      error.code = "method_not_allowed";
+      break;
+    case 408:
+      error.code = "timeout";
+      break;
+    case 413:
+      error.code = "request_too_large";
+      break;
+    case 431:
+      error.code = "request_header_too_large";
+      break;
+    default:
+      break;
+  }
+  if (status >= 500) {
+    error.type = "server_error";
+    if (status == 503) error.code = "unavailable";
+  }
+  return ErrorResponse(error);
+}
+
+// What outlives the Server: requests in flight and the observer, guarded so that a
+// final event arriving after Stop neither touches a freed Server nor reports.
+struct Shared {
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<TokenEvent> pending;  // not yet taken by the HTTP side
+  std::unordered_set<std::string> inflight;  // submitted, final event not yet seen
+  ServerObserver* observer = nullptr;        // null once stopped
+
+  void Report(const RequestStats& stats) {
+    std::lock_guard lock(mu);
+    if (observer != nullptr) observer->OnRequestDone(stats);
+  }
+};
+
+// One submitted completion request.
+struct Call {
+  // Fixed at submission.
+  ResponseContext ctx;
+  bool stream = false;
+  bool include_usage = false;
   Clock::time_point received;
+  std::chrono::milliseconds request_timeout{0};
+  std::shared_ptr<http::Exchange> exchange;
+  std::shared_ptr<Shared> shared;
+
+  std::mutex mu;           // guards what follows
+  bool begun = false;      // the stream's head was handed to the exchange
+  bool timed_out = false;  // the deadline passed and Cancel was sent
+  bool stopping = false;   // Stop cancelled it
+  bool first_chunk_sent = false;
+  std::string text;  // non-streaming: all text so far
+  Usage usage;
   std::optional<Clock::time_point> last_token_at;
   double ttft_seconds = -1.0;
   std::vector<double> inter_token_seconds;
 
+  void BeginLocked() {
+    if (begun) return;
+    begun = true;
+    exchange->BeginStream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+  }
+
+  ApiError FailureLocked(FinishReason reason, const Status& error) const {
+    if (timed_out && reason == FinishReason::kCancelled)
+      return ApiError{
+          504, fmt::format("the generation did not finish within {} ms", request_timeout.count()),
+          "server_error", "", "timeout"};
+    if (reason == FinishReason::kCancelled)
+      return ApiError{503,
+                      stopping ? "the server is shutting down" : "the generation was cancelled",
+                      "server_error", "", stopping ? "unavailable" : "cancelled"};
+    ApiError e = ErrorFromStatus(error.ok() ? Status::Internal("generation failed") : error);
+    if (e.http_status < 500) e = ApiError{500, error.ToString(), "server_error", "", ""};
+    return e;
+  }
+
   void OnEvent(const TokenEvent& event) {
     const auto now = Clock::now();
+    RequestStats stats;
     {
       std::lock_guard lock(mu);
       if (event.has_token) {
@@ -68,42 +139,65 @@ struct Generation {
           inter_token_seconds.push_back(Seconds(now - *last_token_at));
         last_token_at = now;
       }
-      pending.push_back(event);
+      usage = Usage{event.prompt_tokens, event.cached_tokens, event.completion_tokens};
+      const bool failed = event.finished && (event.finish_reason == FinishReason::kError ||
+                                             event.finish_reason == FinishReason::kCancelled);
+      if (stream) {
+        std::string out;
+        if (!event.text.empty()) {
+          out += StreamTextEvent(ctx, event.text, !first_chunk_sent);
+          first_chunk_sent = true;
+        }
+        if (event.finished) {
+          if (failed) {
+            out += StreamErrorEvent(FailureLocked(event.finish_reason, event.error));
+          } else {
+            if (ctx.endpoint == Endpoint::kChatCompletions && !first_chunk_sent)
+              out += StreamTextEvent(ctx, "", /*first=*/true);  // the role, at least
+            out += StreamFinishEvent(ctx, event.finish_reason);
+          }
+          if (include_usage) out += StreamUsageEvent(ctx, usage);
+          out += kStreamDoneEvent;
+        }
+        BeginLocked();
+        exchange->Write(std::move(out));
+        if (event.finished) exchange->End();
+      } else {
+        text += event.text;
+        if (event.finished) {
+          if (failed) {
+            const ApiError error = FailureLocked(event.finish_reason, event.error);
+            if (event.finish_reason == FinishReason::kError)
+              spdlog::warn("strata serve: {} failed: {}", ctx.id, event.error.ToString());
+            exchange->Respond(ErrorResponse(error));
+            stats.status = error.http_status;
+          } else {
+            exchange->Respond(
+                {200, kJson, CompletionBody(ctx, text, event.finish_reason, usage), {}});
+            stats.status = 200;
+          }
+        }
+      }
+      if (!event.finished) return;
+      if (stream) stats.status = 200;
+      stats.endpoint = EndpointPath(ctx.endpoint);
+      stats.stream = stream;
+      stats.finish_reason = event.finish_reason;
+      stats.prompt_tokens = usage.prompt_tokens;
+      stats.cached_tokens = usage.cached_tokens;
+      stats.completion_tokens = usage.completion_tokens;
+      stats.duration_seconds = Seconds(now - received);
+      stats.ttft_seconds = ttft_seconds;
+      stats.inter_token_seconds = inter_token_seconds;
     }
-    cv.notify_all();
+    {
+      std::lock_guard lock(shared->mu);
+      shared->inflight.erase(ctx.id);
+    }
+    shared->cv.notify_all();
+    shared->Report(stats);
   }
 };
-
-// The HTTP side of one submitted request: what it has consumed so far.
-struct Exchange {
-  ResponseContext ctx;
-  bool stream = false;
-  bool include_usage = false;
-  std::shared_ptr<Generation> gen;
-  Clock::time_point received;
-  std::optional<Clock::time_point> deadline;
-  bool timed_out = false;  // the deadline passed and Cancel was sent
-  bool finished = false;   // the final event was taken
-  bool first_chunk_sent = false;
-  FinishReason finish_reason = FinishReason::kNone;
-  Status error;
-  Usage usage;
-  std::string text;  // non-streaming: all text so far
-};
-
-std::string RegexEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-void SetError(httplib::Response& res, const ApiError& error) {
-  res.status = error.http_status;
-  res.set_content(ErrorBody(error), kJson);
-}
 
 }  // namespace
 
@@ -114,7 +208,9 @@ class Server::Impl {
         generator_(generator),
         model_(options.served_model_name.empty() ? generator->model_name()
                                                  : options.served_model_name),
-        created_(static_cast<int64_t>(std::time(nullptr))) {
+        created_(static_cast<int64_t>(std::time(nullptr))),
+        shared_(std::make_shared<Shared>()) {
+    shared_->observer = options.observer;
     std::random_device rd;
     id_prefix_ = fmt::format("{:08x}", rd());
   }
@@ -128,20 +224,13 @@ class Server::Impl {
     state_cv_.wait(lock, [&] { return stopped_; });
   }
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return http_->port(); }
   const std::string& model_name() const { return model_; }
 
  private:
-  void Routes();
-  void HandleGeneration(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
-  void Respond(Exchange& x, httplib::Response& res);
-  void Stream(std::shared_ptr<Exchange> x, httplib::Response& res);
-  // Takes the events that arrived (waiting up to kPollSlice for one) into `x`, calling
-  // `on_text` per non-empty text; enforces the deadline.
-  template <typename OnText>
-  void Consume(Exchange& x, OnText on_text);
-  void Finish(Exchange& x);  // unregisters; cancels the generation if unfinished
-  void Report(std::string_view endpoint, int status, bool stream, const Exchange* x);
+  void HandleGeneration(Endpoint endpoint, http::Request& req, std::shared_ptr<http::Exchange> x);
+  void Reject(std::string_view path, const std::shared_ptr<http::Exchange>& x,
+              const ApiError& error);
 
   const ServerOptions options_;
   engine::Generator* const generator_;
@@ -149,21 +238,18 @@ class Server::Impl {
   const int64_t created_;
   std::string id_prefix_;
   std::atomic<uint64_t> next_id_{0};
+  std::shared_ptr<Shared> shared_;
 
-  httplib::Server http_;
-  std::map<std::string, std::string> allowed_methods_;  // path -> "GET" / "POST"
-  std::thread listener_;
-  uint16_t port_ = 0;
-
+  std::unique_ptr<http::Server> http_;
   std::atomic<bool> stopping_{false};
-  std::mutex inflight_mu_;
-  std::unordered_set<std::string> inflight_;  // request ids submitted, not finished
+  // Calls in flight, so that Stop can tell them why they end.
+  std::mutex calls_mu_;
+  std::unordered_map<std::string, std::weak_ptr<Call>> calls_;
 
   std::mutex stop_mu_;  // serializes Stop
   std::mutex state_mu_;
   std::condition_variable state_cv_;
-  bool listening_done_ = false;  // guarded by state_mu_
-  bool stopped_ = false;         // guarded by state_mu_
+  bool stopped_ = false;  // guarded by state_mu_
 };
 
 Status Server::Impl::Start() {
@@ -172,59 +258,60 @@ Status Server::Impl::Start() {
     return Status::InvalidArgument("ServerOptions.max_request_body_bytes must be > 0");
   if (options_.request_timeout.count() < 0)
     return Status::InvalidArgument("ServerOptions.request_timeout must be >= 0");
-  Routes();
+
+  const auto json_route = [](std::string method, std::string path,
+                             std::function<std::string()> body) {
+    return http::Route{std::move(method), std::move(path),
+                       [body = std::move(body)](http::Request&, std::shared_ptr<http::Exchange> x) {
+                         x->Respond({200, kJson, body(), {}});
+                       }};
+  };
+  std::vector<http::Route> routes;
+  routes.push_back(
+      {"POST", "/v1/completions", [this](http::Request& r, std::shared_ptr<http::Exchange> x) {
+         HandleGeneration(Endpoint::kCompletions, r, std::move(x));
+       }});
+  routes.push_back(
+      {"POST", "/v1/chat/completions", [this](http::Request& r, std::shared_ptr<http::Exchange> x) {
+         HandleGeneration(Endpoint::kChatCompletions, r, std::move(x));
+       }});
+  routes.push_back(
+      json_route("GET", "/v1/models", [this] { return ModelsBody(model_, created_); }));
+  routes.push_back(json_route("GET", "/health", [] { return std::string(R"({"status":"ok"})"); }));
   for (const ExtraRoute& route : options_.extra_routes) {
     if (route.path.empty() || route.path[0] != '/' || !route.body)
       return Status::InvalidArgument(fmt::format(
           "extra route '{}' needs a path starting with '/' and a body function", route.path));
-    if (allowed_methods_.count(route.path))
-      return Status::InvalidArgument(fmt::format("extra route '{}' is already served", route.path));
-    allowed_methods_[route.path] = "GET";
-    http_.Get(RegexEscape(route.path), [body = route.body, type = route.content_type](
-                                           const httplib::Request&, httplib::Response& res) {
-      res.set_content(body(), type);
-    });
+    for (const http::Route& r : routes)
+      if (r.path == route.path)
+        return Status::InvalidArgument(
+            fmt::format("extra route '{}' is already served", route.path));
+    routes.push_back({"GET", route.path,
+                      [body = route.body, type = route.content_type](
+                          http::Request&, std::shared_ptr<http::Exchange> x) {
+                        x->Respond({200, type, body(), {}});
+                      }});
   }
 
-  // A write to a client that vanished must fail with EPIPE, not kill the process.
-  std::signal(SIGPIPE, SIG_IGN);
-
-  const uint32_t threads = options_.threads;
-  http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http_.set_payload_max_length(options_.max_request_body_bytes);
-  // httplib's default adds SO_REUSEPORT, which would let a second server share (and
-  // silently split) our port; SO_REUSEADDR alone allows quick restarts.
-  http_.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  int port = options_.port;
-  if (options_.port == 0) {
-    port = http_.bind_to_any_port(options_.host);
-  } else if (!http_.bind_to_port(options_.host, options_.port)) {
-    port = -1;
-  }
-  if (port <= 0)
-    return Status::Unavailable(
-        fmt::format("cannot listen on {}:{} (address in use, or not an address of this machine?)",
-                    options_.host, options_.port));
-  port_ = static_cast<uint16_t>(port);
-
-  listener_ = std::thread([this] {
-    http_.listen_after_bind();
-    std::lock_guard lock(state_mu_);
-    listening_done_ = true;
-  });
-  // Return only once the accept loop runs, so that a Stop right after Start is not lost.
-  while (!http_.is_running()) {
-    {
-      std::lock_guard lock(state_mu_);
-      if (listening_done_) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  spdlog::info("strata serve: listening on http://{}:{} (model '{}', {} threads)", options_.host,
-               port_, model_, threads);
+  http::ServerOptions ho;
+  ho.name = "strata serve";
+  ho.host = options_.host;
+  ho.port = options_.port;
+  ho.io_threads = options_.threads;
+  ho.max_connections = options_.max_connections;
+  ho.max_body_bytes = options_.max_request_body_bytes;
+  ho.idle_timeout = options_.idle_timeout;
+  ho.header_timeout = options_.header_timeout;
+  ho.body_timeout = options_.body_timeout;
+  ho.write_timeout = options_.write_timeout;
+  ho.render_error = RenderHttpError;
+  auto http = http::Server::Start(std::move(ho), std::move(routes));
+  if (!http.ok()) return http.status();
+  http_ = std::move(http).value();
+  spdlog::info(
+      "strata serve: listening on http://{}:{} (model '{}', {} I/O threads, up to {} "
+      "connections)",
+      options_.host, http_->port(), model_, options_.threads, options_.max_connections);
   return Status::Ok();
 }
 
@@ -235,14 +322,31 @@ void Server::Impl::Stop() {
     if (stopped_) return;
   }
   stopping_.store(true);
-  std::vector<std::string> ids;
+  std::vector<std::shared_ptr<Call>> calls;
   {
-    std::lock_guard lock(inflight_mu_);
-    ids.assign(inflight_.begin(), inflight_.end());
+    std::lock_guard lock(calls_mu_);
+    for (auto& [id, weak] : calls_)
+      if (auto c = weak.lock()) calls.push_back(std::move(c));
   }
-  for (const std::string& id : ids) generator_->Cancel(id);
-  http_.stop();
-  if (listener_.joinable()) listener_.join();  // joins the workers too
+  for (const auto& c : calls) {
+    {
+      std::lock_guard lock(c->mu);
+      c->stopping = true;
+    }
+    generator_->Cancel(c->ctx.id);
+  }
+  calls.clear();
+  // The cancelled generations end soon; their final events answer their clients (503,
+  // or a stream's error event), which the HTTP server then gets a moment to write.
+  {
+    std::unique_lock lock(shared_->mu);
+    shared_->cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared_->inflight.empty(); });
+  }
+  if (http_) http_->Stop();
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->observer = nullptr;  // a late final event reports nothing
+  }
   {
     std::lock_guard lock(state_mu_);
     stopped_ = true;
@@ -250,250 +354,87 @@ void Server::Impl::Stop() {
   state_cv_.notify_all();
 }
 
-void Server::Impl::Routes() {
-  http_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    HandleGeneration(Endpoint::kCompletions, req, res);
-  });
-  http_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    HandleGeneration(Endpoint::kChatCompletions, req, res);
-  });
-  http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(ModelsBody(model_, created_), kJson);
-  });
-  http_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(R"({"status":"ok"})", kJson);
-  });
-  allowed_methods_ = {{"/v1/completions", "POST"},
-                      {"/v1/chat/completions", "POST"},
-                      {"/v1/models", "GET"},
-                      {"/health", "GET"}};
-
-  // Every 4xx/5xx without a body yet (no route, wrong method, body too large, bad HTTP)
-  // gets one in OpenAI's shape.
-  httplib::Server::HandlerWithResponse on_error = [this](const httplib::Request& req,
-                                                         httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    ApiError error{res.status, "", "invalid_request_error", "", ""};
-    if (res.status == 404) {
-      auto it = allowed_methods_.find(req.path);
-      if (it != allowed_methods_.end()) {
-        error.http_status = 405;
-        error.code = "method_not_allowed";
-        error.message =
-            fmt::format("method {} is not allowed on {}; use {}", req.method, req.path, it->second);
-        res.set_header("Allow", it->second);
-      } else {
-        error.code = "not_found";
-        error.message = fmt::format("no endpoint {} {}", req.method, req.path);
-      }
-    } else if (res.status == 413) {
-      error.message =
-          fmt::format("the request body is larger than {} bytes", options_.max_request_body_bytes);
-    } else if (res.status >= 500) {
-      error.type = "server_error";
-      error.message = "internal server error";
-    } else {
-      error.message = fmt::format("bad HTTP request (status {})", res.status);
-    }
-    SetError(res, error);
-    return httplib::Server::HandlerResponse::Handled;
-  };
-  http_.set_error_handler(std::move(on_error));
-  // A bug, or an allocation failure, in a handler: a 500 for this request only.
-  http_.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        spdlog::error("strata serve: {} {} failed: {}", req.method, req.path, what);
-        SetError(res, ApiError{500, "internal server error: " + what, "server_error", "", ""});
-      });
+void Server::Impl::Reject(std::string_view path, const std::shared_ptr<http::Exchange>& x,
+                          const ApiError& error) {
+  x->Respond(ErrorResponse(error));
+  RequestStats stats;
+  stats.endpoint = path;
+  stats.status = error.http_status;
+  shared_->Report(stats);
 }
 
-void Server::Impl::HandleGeneration(Endpoint endpoint, const httplib::Request& req,
-                                    httplib::Response& res) {
+void Server::Impl::HandleGeneration(Endpoint endpoint, http::Request& req,
+                                    std::shared_ptr<http::Exchange> x) {
   const auto received = Clock::now();
   const std::string_view path = EndpointPath(endpoint);
-  if (stopping_.load()) {
-    SetError(res, ApiError{503, "the server is shutting down", "server_error", "", "unavailable"});
-    Report(path, res.status, false, nullptr);
-    return;
-  }
+  if (stopping_.load())
+    return Reject(path, x,
+                  ApiError{503, "the server is shutting down", "server_error", "", "unavailable"});
   auto parsed = ParseRequest(endpoint, req.body, *generator_, model_);
-  if (auto* error = std::get_if<ApiError>(&parsed)) {
-    SetError(res, *error);
-    Report(path, res.status, false, nullptr);
-    return;
-  }
+  if (auto* error = std::get_if<ApiError>(&parsed)) return Reject(path, x, *error);
   ParsedRequest& pr = std::get<ParsedRequest>(parsed);
 
-  auto x = std::make_shared<Exchange>();
-  x->ctx.endpoint = endpoint;
-  x->ctx.id = fmt::format("{}-{}{:x}", endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl",
-                          id_prefix_, next_id_.fetch_add(1));
-  x->ctx.created = static_cast<int64_t>(std::time(nullptr));
-  x->ctx.model = model_;
-  x->stream = pr.stream;
-  x->include_usage = pr.include_usage;
-  x->received = received;
-  if (options_.request_timeout.count() > 0) x->deadline = received + options_.request_timeout;
-  x->gen = std::make_shared<Generation>();
-  x->gen->received = received;
-  x->usage.prompt_tokens = static_cast<uint32_t>(pr.prompt.size());
+  auto call = std::make_shared<Call>();
+  call->ctx.endpoint = endpoint;
+  call->ctx.id = fmt::format("{}-{}{:x}", endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl",
+                             id_prefix_, next_id_.fetch_add(1));
+  call->ctx.created = static_cast<int64_t>(std::time(nullptr));
+  call->ctx.model = model_;
+  call->stream = pr.stream;
+  call->include_usage = pr.include_usage;
+  call->received = received;
+  call->request_timeout = options_.request_timeout;
+  call->exchange = x;
+  call->shared = shared_;
+  call->usage.prompt_tokens = static_cast<uint32_t>(pr.prompt.size());
+  const std::string id = call->ctx.id;
+
+  // A client that leaves cancels its generation. One that only closed its sending side
+  // may still read: the probe (JSON whitespace, or an SSE comment) tells which.
+  x->OnGone([gen = generator_, id] { gen->Cancel(id); });
+  x->SetProbe(call->stream ? http::Probe{200, "text/event-stream", ":\n\n"}
+                           : http::Probe{200, kJson, " "});
+  if (options_.request_timeout.count() > 0) {
+    x->After(options_.request_timeout, [gen = generator_, weak = std::weak_ptr<Call>(call), id] {
+      if (auto c = weak.lock()) {
+        std::lock_guard lock(c->mu);
+        c->timed_out = true;
+      }
+      gen->Cancel(id);
+    });
+  }
 
   engine::GenerationRequest greq;
-  greq.request_id = x->ctx.id;
+  greq.request_id = id;
   greq.prompt = std::move(pr.prompt);
   greq.sampling = std::move(pr.sampling);
   greq.cache_salt = std::move(pr.cache_salt);
   {
-    std::lock_guard lock(inflight_mu_);
-    inflight_.insert(x->ctx.id);
+    std::lock_guard lock(shared_->mu);
+    shared_->inflight.insert(id);
   }
-  Status submitted = generator_->Submit(
-      std::move(greq), [gen = x->gen](const TokenEvent& event) { gen->OnEvent(event); });
+  {
+    std::lock_guard lock(calls_mu_);
+    for (auto it = calls_.begin(); it != calls_.end();)  // forget finished calls
+      it = it->second.expired() ? calls_.erase(it) : std::next(it);
+    calls_[id] = call;
+  }
+  Status submitted = generator_->Submit(std::move(greq),
+                                        [call](const TokenEvent& event) { call->OnEvent(event); });
   if (!submitted.ok()) {
     {
-      std::lock_guard lock(inflight_mu_);
-      inflight_.erase(x->ctx.id);
+      std::lock_guard lock(shared_->mu);
+      shared_->inflight.erase(id);
     }
     const ApiError error = ErrorFromStatus(submitted);
     if (error.http_status >= 500)
-      spdlog::warn("strata serve: {} rejected by the engine: {}", x->ctx.id, submitted.ToString());
-    SetError(res, error);
-    Report(path, res.status, x->stream, x.get());
-    return;
+      spdlog::warn("strata serve: {} rejected by the engine: {}", id, submitted.ToString());
+    return Reject(path, x, error);
   }
-  if (x->stream) {
-    Stream(std::move(x), res);
-  } else {
-    Respond(*x, res);
+  if (call->stream) {
+    std::lock_guard lock(call->mu);
+    call->BeginLocked();  // the head goes out now, not with the first token
   }
-}
-
-template <typename OnText>
-void Server::Impl::Consume(Exchange& x, OnText on_text) {
-  std::deque<TokenEvent> events;
-  {
-    std::unique_lock lock(x.gen->mu);
-    x.gen->cv.wait_for(lock, kPollSlice, [&] { return !x.gen->pending.empty(); });
-    events.swap(x.gen->pending);
-  }
-  for (const TokenEvent& event : events) {
-    if (!event.text.empty()) on_text(event.text);
-    x.usage = Usage{event.prompt_tokens, event.cached_tokens, event.completion_tokens};
-    if (event.finished) {
-      x.finished = true;
-      x.finish_reason = event.finish_reason;
-      x.error = event.error;
-      break;  // nothing follows the final event
-    }
-  }
-  if (!x.finished && !x.timed_out && x.deadline && Clock::now() >= *x.deadline) {
-    x.timed_out = true;
-    generator_->Cancel(x.ctx.id);
-  }
-}
-
-void Server::Impl::Respond(Exchange& x, httplib::Response& res) {
-  while (!x.finished && !stopping_.load())
-    Consume(x, [&](const std::string& text) { x.text += text; });
-
-  if (!x.finished) {
-    SetError(res, ApiError{503, "the server is shutting down", "server_error", "", "unavailable"});
-  } else if (x.timed_out && x.finish_reason == FinishReason::kCancelled) {
-    SetError(res, ApiError{504,
-                           fmt::format("the generation did not finish within {} ms",
-                                       options_.request_timeout.count()),
-                           "server_error", "", "timeout"});
-  } else if (x.finish_reason == FinishReason::kError) {
-    spdlog::warn("strata serve: {} failed: {}", x.ctx.id, x.error.ToString());
-    ApiError error =
-        ErrorFromStatus(x.error.ok() ? Status::Internal("generation failed") : x.error);
-    if (error.http_status < 500) error = ApiError{500, x.error.ToString(), "server_error", "", ""};
-    SetError(res, error);
-  } else if (x.finish_reason == FinishReason::kCancelled) {
-    SetError(res, ApiError{503, "the generation was cancelled", "server_error", "", "cancelled"});
-  } else {
-    res.status = 200;
-    res.set_content(CompletionBody(x.ctx, x.text, x.finish_reason, x.usage), kJson);
-  }
-  Finish(x);
-  Report(EndpointPath(x.ctx.endpoint), res.status, false, &x);
-}
-
-void Server::Impl::Stream(std::shared_ptr<Exchange> x, httplib::Response& res) {
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [this, x](size_t /*offset*/, httplib::DataSink& sink) {
-        if (stopping_.load()) return false;
-        std::string out;
-        Consume(*x, [&](const std::string& text) {
-          out += StreamTextEvent(x->ctx, text, !x->first_chunk_sent);
-          x->first_chunk_sent = true;
-        });
-        if (x->finished) {
-          if (x->finish_reason == FinishReason::kError ||
-              (x->timed_out && x->finish_reason == FinishReason::kCancelled)) {
-            ApiError error =
-                x->finish_reason == FinishReason::kCancelled
-                    ? ApiError{504,
-                               fmt::format("the generation did not finish within {} ms",
-                                           options_.request_timeout.count()),
-                               "server_error", "", "timeout"}
-                    : ApiError{500, x->error.ToString(), "server_error", "", ""};
-            out += StreamErrorEvent(error);
-          } else {
-            if (x->ctx.endpoint == Endpoint::kChatCompletions && !x->first_chunk_sent)
-              out += StreamTextEvent(x->ctx, "", /*first=*/true);  // the role, at least
-            out += StreamFinishEvent(x->ctx, x->finish_reason);
-          }
-          if (x->include_usage) out += StreamUsageEvent(x->ctx, x->usage);
-          out += kStreamDoneEvent;
-        }
-        // A failed write means the client is gone: returning false ends the response
-        // and the releaser cancels the generation.
-        if (!out.empty() && !sink.write(out.data(), out.size())) return false;
-        if (x->finished) sink.done();
-        return true;
-      },
-      [this, x](bool /*success*/) {
-        Finish(*x);
-        Report(EndpointPath(x->ctx.endpoint), 200, true, x.get());
-      });
-}
-
-void Server::Impl::Finish(Exchange& x) {
-  {
-    std::lock_guard lock(inflight_mu_);
-    inflight_.erase(x.ctx.id);
-  }
-  if (!x.finished) generator_->Cancel(x.ctx.id);
-}
-
-void Server::Impl::Report(std::string_view endpoint, int status, bool stream, const Exchange* x) {
-  if (options_.observer == nullptr) return;
-  RequestStats stats;
-  stats.endpoint = endpoint;
-  stats.status = status;
-  stats.stream = stream;
-  if (x != nullptr) {
-    stats.finish_reason = x->finish_reason;
-    stats.prompt_tokens = x->usage.prompt_tokens;
-    stats.cached_tokens = x->usage.cached_tokens;
-    stats.completion_tokens = x->usage.completion_tokens;
-    stats.duration_seconds = Seconds(Clock::now() - x->received);
-    std::lock_guard lock(x->gen->mu);
-    stats.ttft_seconds = x->gen->ttft_seconds;
-    stats.inter_token_seconds = x->gen->inter_token_seconds;
-  }
-  options_.observer->OnRequestDone(stats);
 }
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,

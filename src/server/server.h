@@ -3,8 +3,16 @@
 // Endpoints: POST /v1/completions, POST /v1/chat/completions (both optionally streamed as
 // Server-Sent Events), GET /v1/models, GET /health, plus the extra GET routes of
 // ServerOptions (the metrics endpoint). Every error is a JSON body in OpenAI's shape; a
-// bad request never stops the server. A streaming client that disconnects gets its
-// generation cancelled (Generator::Cancel) the next time a token is written to it.
+// bad request never stops the server.
+//
+// Event-driven (src/http): connections hold no thread, so idle keep-alive clients and
+// slow senders cannot starve others; each connection is bounded in time (idle, header,
+// body, write timeouts) and their number is capped (503 beyond). A client that goes away
+// cancels its generation (Generator::Cancel), streaming or not: a reset or a failed
+// write shows it at once; after a FIN the server probes (JSON whitespace before the
+// body, or an SSE comment line) so that a client that only half-closed its socket
+// still gets its answer, as a chunked 200 whose body is the usual JSON (or the error
+// object, should the generation then fail).
 //
 // Typical use (`strata serve`): block SIGINT/SIGTERM in the main thread before Start
 // (threads inherit the mask), Start, sigwait() for the signal, then Stop():
@@ -16,7 +24,7 @@
 //   (*server)->Stop();
 //
 // Thread-safety: Stop and Wait may be called from any thread. Observer callbacks and
-// extra-route bodies run concurrently on the HTTP worker threads.
+// extra-route bodies run concurrently on the I/O threads and the generator's threads.
 #pragma once
 
 #include <chrono>
@@ -51,7 +59,8 @@ struct RequestStats {
   double duration_seconds = 0.0;
 };
 
-// Receives RequestStats. Called on HTTP worker threads, concurrently; must be quick.
+// Receives RequestStats. Called on the I/O threads and the generator's event threads,
+// concurrently (one at a time: calls are serialized); must be quick. Never after Stop.
 class ServerObserver {
  public:
   virtual ~ServerObserver() = default;
@@ -78,9 +87,20 @@ struct ServerOptions {
   // A generation still running after this long is cancelled (504, or an error event in
   // a stream). Default 10 minutes; zero = no limit.
   std::chrono::milliseconds request_timeout = std::chrono::minutes(10);
-  // HTTP worker threads; each open connection (and each running stream) holds one.
-  // Default 16.
-  uint32_t threads = 16;
+  // I/O threads running every connection and the request handlers (parsing, submit).
+  // Connections do not hold one. Default 4.
+  uint32_t threads = 4;
+  // Open connections beyond this get 503 and are closed. Default 256.
+  uint32_t max_connections = 256;
+  // An idle keep-alive connection is closed after this. Default 30 s.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
+  // A request's header must arrive within this of its first byte (else 408). Default 10 s.
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
+  // Its body within this of the end of the header (else 408). Default 60 s.
+  std::chrono::milliseconds body_timeout = std::chrono::seconds(60);
+  // A write to a client that makes no progress for this long ends the connection (and
+  // cancels its generation). Default 30 s.
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // Receives per-request stats. Default none. Not owned; must outlive the Server.
   ServerObserver* observer = nullptr;
   // Extra GET endpoints, registered at Start. Default none.
@@ -107,9 +127,8 @@ class Server {
   const std::string& model_name() const;
 
   // Stops accepting, cancels generations in flight (their requests end with 503, their
-  // streams with finish_reason "cancelled" or a cut connection), and joins the worker
-  // threads. An idle keep-alive connection can hold this up to httplib's keep-alive
-  // timeout (5 s). Idempotent.
+  // streams with an error event), gives those answers a moment to be written, closes
+  // every connection and joins the I/O threads. Idempotent.
   void Stop();
   // Blocks until Stop has finished (called from another thread).
   void Wait();

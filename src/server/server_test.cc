@@ -427,6 +427,158 @@ TEST_F(ServerTest, ClientDisconnectMidStreamCancelsTheGeneration) {
   EXPECT_EQ(Post("/v1/completions", json{{"prompt", "Hi"}}).status, 200);
 }
 
+// A raw connection to the server, for clients that misbehave on purpose.
+int RawConnect(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string RawPost(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Everything the server sends until it closes (hang guard: 30 s).
+std::string ReadToClose(int fd) {
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+// The body of a chunked response.
+std::string Dechunk(std::string_view s) {
+  std::string body;
+  for (;;) {
+    const size_t eol = s.find("\r\n");
+    if (eol == std::string_view::npos) return body;
+    const size_t n = std::stoul(std::string(s.substr(0, eol)), nullptr, 16);
+    if (n == 0) return body;
+    body += s.substr(eol + 2, n);
+    s.remove_prefix(eol + 2 + n + 2);
+  }
+}
+
+// Issue 13 item 2: with a thread per connection, 16 idle keep-alive connections or 16
+// slowloris clients took every worker and /health waited 5-10 s or forever.
+TEST_F(ServerTest, IdleAndSlowConnectionsDoNotStarveOthers) {
+  std::vector<int> hogs;
+  const std::string health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 32; ++i) {
+    const int fd = RawConnect(server_->port());
+    ASSERT_GE(fd, 0);
+    if (i % 2 == 0) {
+      // Keep-alive: one answered request, then silence.
+      ASSERT_EQ(write(fd, health.data(), health.size()), static_cast<ssize_t>(health.size()));
+      char buf[512];
+      ASSERT_GT(read(fd, buf, sizeof(buf)), 0);
+    } else {
+      ASSERT_EQ(write(fd, "GET /health HTTP/1.1\r\nHo", 25), 25);  // slowloris
+    }
+    hogs.push_back(fd);
+  }
+  // Answered while all 32 stay open (2 s: ample for a loopback round trip, far below
+  // the old keep-alive and read timeouts).
+  httplib::Client client("127.0.0.1", server_->port());
+  client.set_connection_timeout(2, 0);
+  client.set_read_timeout(2, 0);
+  for (int i = 0; i < 4; ++i) {
+    auto r = client.Get("/health");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200);
+  }
+  for (int fd : hogs) close(fd);
+}
+
+// Issue 13 item 3: a non-streaming request whose client hung up ran to max_tokens.
+TEST_F(ServerTest, AbandonedNonStreamingRequestIsCancelled) {
+  generator_.token_delay = std::chrono::milliseconds(10);  // 200 tokens: ~2 s unless cancelled
+  const int fd = RawConnect(server_->port());
+  ASSERT_GE(fd, 0);
+  const std::string req =
+      RawPost("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 200}}.dump());
+  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  ASSERT_TRUE(generator_.WaitForActive());
+  close(fd);
+  ASSERT_TRUE(generator_.WaitForCancel());
+  ASSERT_TRUE(generator_.WaitForIdle());
+  std::vector<RequestStats> stats = observer_.WaitFor(1);
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_FALSE(stats[0].stream);
+  EXPECT_EQ(stats[0].finish_reason, engine::FinishReason::kCancelled);
+  EXPECT_LT(stats[0].completion_tokens, 200u);
+  generator_.token_delay = std::chrono::milliseconds(0);
+  ExpectHealthy();
+}
+
+// Issue 13 item 3: a client that half-closes after sending got no response.
+TEST_F(ServerTest, HalfClosedClientGetsItsCompletion) {
+  generator_.token_delay = std::chrono::milliseconds(5);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "stream" : "plain");
+    const int fd = RawConnect(server_->port());
+    ASSERT_GE(fd, 0);
+    const std::string req = RawPost(
+        "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 40}, {"stream", stream}}.dump());
+    ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+    shutdown(fd, SHUT_WR);
+    const std::string raw = ReadToClose(fd);
+    close(fd);
+    ASSERT_NE(raw.find("HTTP/1.1 200 OK"), std::string::npos) << raw;
+    const size_t head_end = raw.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    std::string body = Dechunk(std::string_view(raw).substr(head_end + 4));
+    std::string text;
+    if (stream) {
+      std::vector<std::string> data = SseData(body);
+      ASSERT_FALSE(data.empty()) << body;
+      EXPECT_EQ(data.back(), "[DONE]");
+      for (size_t i = 0; i + 1 < data.size(); ++i)
+        text += json::parse(data[i])["choices"][0]["text"].get<std::string>();
+    } else {
+      const json j = json::parse(body, nullptr, false);  // leading probe whitespace is JSON
+      ASSERT_TRUE(j.is_object()) << body;
+      text = j["choices"][0]["text"].get<std::string>();
+    }
+    EXPECT_EQ(text, FakeGenerator::ExpectedText(40));
+  }
+  EXPECT_TRUE(generator_.cancelled().empty());
+}
+
+TEST_F(ServerTest, ConnectionsOverTheCapGetA503InOpenAiShape) {
+  ServerOptions options;
+  options.max_connections = 2;
+  StartServer(options);
+  const int a = RawConnect(server_->port()), b = RawConnect(server_->port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const std::string health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  char buf[512];
+  for (int fd : {a, b}) {  // both accepted and served before the third comes
+    ASSERT_EQ(write(fd, health.data(), health.size()), static_cast<ssize_t>(health.size()));
+    ASSERT_GT(read(fd, buf, sizeof(buf)), 0);
+  }
+  const int c = RawConnect(server_->port());
+  ASSERT_GE(c, 0);
+  const std::string raw = ReadToClose(c);
+  close(c);
+  EXPECT_NE(raw.find("503 Service Unavailable"), std::string::npos) << raw;
+  const json j = json::parse(raw.substr(raw.find("\r\n\r\n") + 4), nullptr, false);
+  EXPECT_EQ(j["error"]["code"], "unavailable") << raw;
+  close(a);
+  close(b);
+}
+
 TEST_F(ServerTest, ObserverSeesEveryRequest) {
   ASSERT_EQ(Post("/v1/completions", json{{"prompt", "Hello"}, {"max_tokens", 6}}).status, 200);
   StreamChunks(Post("/v1/chat/completions",
