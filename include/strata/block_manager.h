@@ -133,12 +133,14 @@ struct BlockManagerStats {
   uint64_t host_prefaulted_bytes = 0;  // of the slots' memory (HostTierOptions::prefault)
   // G2 -> G3 offload (write-through, selective, write-back).
   uint64_t disk_admission_rejects = 0;  // blocks the G2 -> G3 admission policy refused
-  uint64_t disk_offload_queued = 0;     // waiting for a disk writer now
+  uint64_t disk_offload_queued = 0;     // waiting for a disk writer now (queue and backlog)
+  uint64_t disk_offload_deferred = 0;   // found the queue full and waited in the backlog
   uint64_t disk_offload_blocks = 0;     // written to G3 (offload host -> disk)
   uint64_t disk_offload_bytes = 0;
   uint64_t disk_offload_present = 0;   // already on disk; nothing written
-  uint64_t disk_offload_dropped = 0;   // queue or write-back buffer full, no disk space,
-                                       // or a write error
+  uint64_t disk_offload_dropped = 0;   // queue and backlog or write-back buffer full, no
+                                       // disk space, evicted from G2 while in the backlog,
+                                       // or a write error (logged: at most a line per 10 s)
   uint64_t disk_offload_failed = 0;    // of the dropped: write errors (ENOSPC, EIO, ...)
   uint64_t disk_writeback_blocks = 0;  // G2 evictions copied out for write-back
   // G3 disk tier (all zero without one).

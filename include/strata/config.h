@@ -34,7 +34,9 @@
 //   [disk]      directory              string, non-empty
 //               capacity_gb            number >= 0, GiB, fractional; 0 disables the disk tier
 //               file_gb                number > 0, GiB, fractional (segment file size)
-//               region_mb              number > 0, MiB (2^20 bytes), fractional (reclaim unit)
+//               region_mb              number > 0, MiB (2^20 bytes), fractional (largest
+//                                      reclaim unit)
+//               min_regions            integer >= 1 (regions the capacity is split into)
 //               direct_io              boolean (DiskTierOptions::use_direct_io)
 //               sync_on_write          boolean
 //               reset_on_mismatch      boolean
@@ -51,7 +53,8 @@
 //               staging_slots          integer 1..4096
 //               writeback_slots        integer 1..4096
 //               disk_writer_threads    integer 1..64
-//               max_queued_disk_writes integer >= 1
+//               max_queued_disk_writes integer >= 0; 0 = sized from G2
+//               defer_disk_writes      boolean (a full queue defers, not drops)
 //   [shared]    kind                   "none" | "fs" (a shared mount) | "redis" (Redis/Valkey);
 //                                      any but "none" needs the host tier
 //               directory              string, non-empty; fs: the shared directory (required)

@@ -59,9 +59,16 @@ struct STRATA_EXPORT DiskTierOptions {
   // Size of each preallocated segment file, rounded down to whole regions (at least one),
   // capped by the capacity. Default 1 GiB.
   uint64_t file_bytes = uint64_t{1} << 30;
-  // Size of a region, the unit of reclaim, rounded down to whole records (at least one).
-  // Default 64 MiB.
+  // Largest size of a region, the unit of reclaim, rounded down to whole records (at least
+  // one). Default 64 MiB. A tier smaller than min_regions such regions uses smaller ones.
   uint64_t region_bytes = uint64_t{64} << 20;
+  // Regions the capacity is split into at least (as long as a region keeps one record):
+  // regions shrink below region_bytes to reach it, so a few leased blocks or writes in
+  // flight can never pin most of a small disk and leave only the region just written to
+  // reclaim. 1 keeps regions of exactly region_bytes. Default 32 (so tiers of 2 GiB and
+  // more keep 64 MiB regions). A directory holding a tier made with min_regions = 1
+  // (before this option existed) keeps its geometry.
+  uint32_t min_regions = 32;
   // Open segment files with O_DIRECT. When the filesystem refuses it (EINVAL, e.g. tmpfs)
   // the tier uses buffered I/O and says why in notes() and the log. Default true.
   bool use_direct_io = true;
@@ -185,9 +192,15 @@ struct STRATA_EXPORT HierarchyOptions {
   // Threads that write blocks to G3 (offload), separate from the load/store workers so
   // a slow disk never delays a load from G2. Default 2.
   uint32_t disk_writer_threads = 2;
-  // Disk writes that may wait for a writer; past this a G3 write is dropped (counted).
-  // Default 256.
-  uint32_t max_queued_disk_writes = 256;
+  // Blocks queued for or being written by the disk writers (each holds its G2 slot until
+  // written). Default 0: sized from G2, half of its blocks (at least disk_writer_threads x
+  // 32), so the queue holds several whole prompts yet never pins more than half of G2.
+  uint32_t max_queued_disk_writes = 0;
+  // When the queue is full, a G2 block bound for disk waits in a backlog by key (32 bytes,
+  // no G2 slot held; at most G2's capacity) and is queued once the writers catch up, if G2
+  // still holds it; only a block G2 evicted first is dropped (counted). false: dropped at
+  // once (as before this option existed). Default true. Never waits either way.
+  bool defer_disk_writes = true;
 
   Status Validate() const;
 };

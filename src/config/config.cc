@@ -419,6 +419,11 @@ const Setting kSettings[] = {
        return ReadSize(n, kMiBUnit, /*allow_zero=*/false, &c.manager.disk.region_bytes);
      },
      [](const StrataConfig& c) { return ShowSize(c.manager.disk.region_bytes, kMiBUnit); }},
+    {"disk", "min_regions",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, &c.manager.disk.min_regions);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.disk.min_regions); }},
     {"disk", "direct_io",
      [](const toml::node& n, StrataConfig& c) {
        return ReadBool(n, &c.manager.disk.use_direct_io);
@@ -513,10 +518,17 @@ const Setting kSettings[] = {
      }},
     {"hierarchy", "max_queued_disk_writes",
      [](const toml::node& n, StrataConfig& c) {
-       return ReadUInt32(n, 1, &c.manager.hierarchy.max_queued_disk_writes);
+       return ReadUInt32(n, 0, &c.manager.hierarchy.max_queued_disk_writes);
      },
      [](const StrataConfig& c) {
        return fmt::format("{}", c.manager.hierarchy.max_queued_disk_writes);
+     }},
+    {"hierarchy", "defer_disk_writes",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadBool(n, &c.manager.hierarchy.defer_disk_writes);
+     },
+     [](const StrataConfig& c) {
+       return fmt::format("{}", c.manager.hierarchy.defer_disk_writes);
      }},
     {"shared", "kind",
      [](const toml::node& n, StrataConfig& c) {

@@ -68,6 +68,7 @@ inline DiskTierOptions CrashTierOptions(const std::string& dir) {
   o.directory = dir;
   o.capacity_bytes = 25 * 7 * (uint64_t{68} << 10);
   o.region_bytes = 7 * (uint64_t{68} << 10);
+  o.min_regions = 1;
   o.file_bytes = 8 * 7 * (uint64_t{68} << 10);
   o.io_depth = 8;
   return o;

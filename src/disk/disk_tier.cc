@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -36,6 +39,7 @@ Status DiskTierOptions::Validate() const {
   if (capacity_bytes == 0) return Status::InvalidArgument("DiskTierOptions.capacity_bytes is 0");
   if (file_bytes == 0) return Status::InvalidArgument("DiskTierOptions.file_bytes is 0");
   if (region_bytes == 0) return Status::InvalidArgument("DiskTierOptions.region_bytes is 0");
+  if (min_regions == 0) return Status::InvalidArgument("DiskTierOptions.min_regions is 0");
   if (io_depth == 0 || io_depth > 4096)
     return Status::InvalidArgument(
         fmt::format("DiskTierOptions.io_depth {} must be in [1, 4096]", io_depth));
@@ -77,14 +81,61 @@ struct DiskTier::Staging {
   std::byte* data(uint32_t slot) const { return buffer->data() + slot * record_bytes; }
 };
 
+namespace {
+
+// The geometry of `options` with regions of `region_bytes`.
+Result<disk::DiskGeometry> GeometryWith(const DiskTierOptions& options, const KvLayout& layout,
+                                        uint64_t region_bytes) {
+  return disk::DiskGeometry::Compute(layout.block_bytes(), options.capacity_bytes,
+                                     options.file_bytes, region_bytes);
+}
+
+// The geometry recorded in `directory`'s meta file, if it holds a readable one.
+std::optional<disk::DiskMeta> ReadMeta(const std::string& directory) {
+  const std::filesystem::path path = std::filesystem::path(directory) / disk::DiskFiles::kMetaName;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Result<disk::DiskMeta> meta = disk::DiskMeta::Decode(text, path.string());
+  if (!meta.ok()) return std::nullopt;
+  return *meta;
+}
+
+}  // namespace
+
+Result<disk::DiskGeometry> DiskTier::ChooseGeometry(const DiskTierOptions& options,
+                                                    const KvLayout& layout) {
+  // Regions of at most region_bytes, and at least min_regions of them while a region
+  // keeps one record: one leased block pins a whole region, so a small disk split into a
+  // few large regions would have nothing left to reclaim but the region just written.
+  const uint64_t record_bytes =
+      disk::kHeaderBytes + disk::AlignUp(layout.block_bytes(), disk::kAlign);
+  const uint64_t share = options.capacity_bytes / options.min_regions;
+  const uint64_t region_bytes = std::max(record_bytes, std::min(options.region_bytes, share));
+  STRATA_ASSIGN_OR_RETURN(disk::DiskGeometry geometry, GeometryWith(options, layout, region_bytes));
+  if (region_bytes == options.region_bytes) return geometry;
+  // A tier created before min_regions existed used regions of exactly region_bytes: keep
+  // using it (and its blocks) rather than refusing or wiping it for a new geometry.
+  Result<disk::DiskGeometry> legacy = GeometryWith(options, layout, options.region_bytes);
+  if (!legacy.ok() || *legacy == geometry) return geometry;
+  const std::optional<disk::DiskMeta> found = ReadMeta(options.directory);
+  disk::DiskMeta want;
+  want.layout = layout.Canonical();
+  want.geometry = *legacy;
+  if (!found || !found->Difference(want).empty()) return geometry;
+  spdlog::info(
+      "strata disk tier {}: keeping the existing tier's {} regions of {} records (this "
+      "capacity would now get {} regions; wipe the tier to use them)",
+      options.directory, legacy->num_regions, legacy->records_per_region, geometry.num_regions);
+  return *legacy;
+}
+
 Result<std::unique_ptr<DiskTier>> DiskTier::Open(const DiskTierOptions& options,
                                                  const KvLayout& layout, TransferEngine* engine) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   STRATA_RETURN_IF_ERROR(layout.Validate());
   if (engine == nullptr) return Status::InvalidArgument("DiskTier::Open: transfer engine is null");
-  STRATA_ASSIGN_OR_RETURN(disk::DiskGeometry geometry,
-                          disk::DiskGeometry::Compute(layout.block_bytes(), options.capacity_bytes,
-                                                      options.file_bytes, options.region_bytes));
+  STRATA_ASSIGN_OR_RETURN(disk::DiskGeometry geometry, ChooseGeometry(options, layout));
   // The directory first: a tier another process holds, or a disk too small for the
   // capacity, is refused before the index takes any memory.
   disk::DiskMeta want;
@@ -264,10 +315,15 @@ uint32_t DiskTier::OpenRegionLocked(uint32_t g) {
 }
 
 bool DiskTier::ReclaimLocked(uint32_t* out) {
-  // FIFO: the oldest region whose records are neither leased nor being written.
+  // FIFO: the oldest region whose records are neither leased nor being written. The newest
+  // region (the one just filled) is never taken while there is another: when every older
+  // region is pinned, evicting the blocks just written to make room for the next ones
+  // would only trade new blocks for newer ones, so the write is dropped instead (kNoSpace)
+  // until a lease ends. A tier of one region has no choice.
+  const auto newest = fifo_.size() > 1 ? std::prev(fifo_.end()) : fifo_.end();
   for (auto it = fifo_.begin(); it != fifo_.end(); ++it) {
     const uint32_t g = *it;
-    if (regions_[g].pinned != 0) continue;
+    if (regions_[g].pinned != 0 || it == newest) continue;
     fifo_.erase(it);
     regions_[g].in_fifo = false;
     const uint32_t first = geometry_.first_record(g);

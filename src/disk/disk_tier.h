@@ -4,7 +4,9 @@
 // fingerprint, length, checksums and sequence number, then the block) in large
 // preallocated segment files. Records append into the open region; when no region is free
 // the oldest region without leased or in-flight records is reclaimed whole (FIFO, after
-// CacheLib Navy), so random inserts become sequential writes. The index (key -> record)
+// CacheLib Navy; never the region just filled while there is another), so random inserts
+// become sequential writes. Regions are small enough that a tier has at least
+// DiskTierOptions::min_regions of them. The index (key -> record)
 // lives in memory and is rebuilt from the record headers on Open, so a restart or a kill -9
 // loses no acknowledged block. The format is specified in docs/disk_format.md.
 //
@@ -58,7 +60,8 @@ enum class DiskWriteOutcome : uint8_t {
   kWritten,   // stored and acknowledged: it survives a restart (see sync_on_write)
   kPresent,   // the key is already stored; nothing written
   kInFlight,  // another Write of the key is in progress; nothing written
-  kNoSpace,   // every region holds leased or in-flight records; nothing written (drop it)
+  kNoSpace,   // every region but the newest holds leased or in-flight records; nothing
+              // written (drop it)
 };
 std::string_view DiskWriteOutcomeName(DiskWriteOutcome outcome);
 
@@ -226,9 +229,13 @@ class DiskTier {
            const disk::DiskGeometry& geometry, std::unique_ptr<disk::DiskFiles> files);
   Status Init();
   Status Recover();
+  // The geometry Open asks the directory for: regions of at most region_bytes, and at
+  // least min_regions of them; or the geometry of a tier there made before min_regions.
+  static Result<disk::DiskGeometry> ChooseGeometry(const DiskTierOptions& options,
+                                                   const KvLayout& layout);
 
   // Record allocation (REQUIRES(mu_)): the next slot of the open region, else a free region,
-  // else the oldest reclaimable region. kNoRecord when every region is pinned.
+  // else the oldest reclaimable region other than the newest. kNoRecord when there is none.
   uint32_t AllocateLocked();
   uint32_t OpenRegionLocked(uint32_t region);
   bool ReclaimLocked(uint32_t* region);

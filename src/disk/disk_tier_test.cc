@@ -46,6 +46,7 @@ class DiskTierTest : public ::testing::Test {
     DiskTierOptions o;
     o.directory = dir_.string();
     o.region_bytes = per_region * kRecord;
+    o.min_regions = 1;  // exactly this geometry
     o.capacity_bytes = regions * o.region_bytes;
     o.file_bytes = 2 * o.region_bytes;
     o.io_depth = 4;
@@ -224,6 +225,138 @@ TEST_F(DiskTierTest, LeasedRecordsAreNeverReclaimed) {
   EXPECT_FALSE(tier->Contains(TestKey(1, 0)));
   tier->Unlease(h2);
   tier->Unlease(h3);
+}
+
+// Issue 13 item 6: with the three oldest regions of four pinned by leases, the old reclaim
+// took the only unpinned region left, the one just filled, and evicted the blocks written
+// last. The newest region is never reclaimed while there is another: the write is dropped
+// until a lease ends, and then the oldest region goes.
+TEST_F(DiskTierTest, ReclaimNeverTakesTheRegionJustWrittenWhileOlderOnesArePinned) {
+  std::vector<BlockKey> evicted;
+  DiskTierOptions o = Options(4, 2);
+  o.on_remove = [&](const BlockKey& k, DiskRemoval) { evicted.push_back(k); };
+  auto tier = OpenTier(o);
+  ASSERT_TRUE(tier);
+  for (uint64_t i = 0; i < 8; ++i) Put(*tier, TestKey(1, i));  // regions 0..3, oldest first
+  std::vector<uint32_t> held;
+  for (uint64_t i : {0, 2, 4}) held.push_back(tier->Lease(TestKey(1, i)));  // pin regions 0..2
+  EXPECT_EQ(Put(*tier, TestKey(1, 8)), DiskWriteOutcome::kNoSpace);
+  EXPECT_TRUE(evicted.empty());
+  EXPECT_TRUE(tier->Contains(TestKey(1, 6)));  // the blocks just written are still there
+  EXPECT_TRUE(tier->Contains(TestKey(1, 7)));
+  tier->Unlease(held[1]);  // region 1 is reclaimable now, and older than region 3
+  EXPECT_EQ(Put(*tier, TestKey(1, 8)), DiskWriteOutcome::kWritten);
+  EXPECT_EQ(evicted, (std::vector<BlockKey>{TestKey(1, 2), TestKey(1, 3)}));
+  for (uint64_t i : {0, 1, 4, 5, 6, 7, 8}) EXPECT_TRUE(Get(*tier, TestKey(1, i)).ok()) << i;
+  tier->Unlease(held[0]);
+  tier->Unlease(held[2]);
+  // A tier of one region can only reuse that region.
+  std::filesystem::remove_all(dir_);
+  tier.reset();
+  tier = OpenTier(Options(1, 2));
+  ASSERT_TRUE(tier);
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_EQ(Put(*tier, TestKey(2, i)), DiskWriteOutcome::kWritten);
+  EXPECT_TRUE(tier->Contains(TestKey(2, 2)));
+}
+
+// Issue 13 item 6: a small tier with the default region size used to get a handful of
+// 64 MiB regions (0.25 GiB: 4), so a few leases pinned most of it; it now gets at least
+// min_regions regions, and a tier smaller than one region_bytes opens at all.
+TEST_F(DiskTierTest, SmallTiersAreSplitIntoAtLeastMinRegionsRegions) {
+  DiskTierOptions o;
+  o.directory = dir_.string();
+  o.capacity_bytes = uint64_t{256} << 20;  // 0.25 GiB, default 64 MiB regions and 1 GiB files
+  o.io_depth = 4;
+  {
+    auto tier = OpenTier(o);
+    ASSERT_TRUE(tier);
+    const disk::DiskGeometry& g = tier->geometry();
+    EXPECT_EQ(g.num_regions, 32u);
+    EXPECT_EQ(g.records_per_region, (uint64_t{8} << 20) / kRecord);  // 8 MiB regions
+    EXPECT_EQ(Put(*tier, TestKey(1, 0)), DiskWriteOutcome::kWritten);
+  }
+  std::filesystem::remove_all(dir_);
+  o.capacity_bytes = 40 * kRecord;  // far below one 64 MiB region: 40 regions of one record
+  auto tier = OpenTier(o);
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(tier->geometry().num_regions, 40u);
+  EXPECT_EQ(tier->geometry().records_per_region, 1u);
+  // From 2 GiB up, regions are whole 64 MiB (sparse preallocated files: nothing is written).
+  tier.reset();
+  std::filesystem::remove_all(dir_);
+  o.capacity_bytes = uint64_t{2} << 30;
+  KvLayout big = disk_test::SmallLayout();
+  big.num_layers = 128;  // 2 MiB blocks keep the header count small
+  auto large = DiskTier::Open(o, big, engine_.get());
+  ASSERT_TRUE(large.ok()) << large.status().ToString();
+  EXPECT_EQ((*large)->geometry().records_per_region, 31u);  // 64 MiB / (2 MiB + 4 KiB)
+  EXPECT_EQ((*large)->geometry().num_regions, 32u);
+}
+
+// A tier created with regions of exactly region_bytes (as before min_regions existed)
+// reopens with the default options without being refused or wiped.
+TEST_F(DiskTierTest, ExistingTierKeepsItsGeometryWhenMinRegionsWouldSplitItFiner) {
+  DiskTierOptions o = Options(4, 4);  // min_regions = 1
+  {
+    auto tier = OpenTier(o);
+    ASSERT_TRUE(tier);
+    for (uint64_t i = 0; i < 10; ++i) Put(*tier, TestKey(1, i));
+  }
+  o.min_regions = 32;
+  auto tier = OpenTier(o);
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(tier->geometry().num_regions, 4u);
+  EXPECT_TRUE(tier->notes().empty()) << tier->notes();
+  EXPECT_EQ(tier->stats().recovered_records, 10u);
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_TRUE(Get(*tier, TestKey(1, i)).ok()) << i;
+  // A new directory with the same options gets the finer geometry.
+  tier.reset();
+  std::filesystem::remove_all(dir_);
+  tier = OpenTier(o);
+  ASSERT_TRUE(tier);
+  EXPECT_EQ(tier->geometry().num_regions, 16u);
+}
+
+// Issue 13 item 6: the oldest region's records are all corrupt (bit-flipped payloads, valid
+// headers). Over three restarts, each corrupt block fails its load once and never comes
+// back; the engine's recomputed copies are stored again and found after every later
+// restart, and every other block is reused each time.
+TEST_F(DiskTierTest, CorruptOldestRegionLeavesTheIndexForGoodOverRestarts) {
+  const DiskTierOptions o = Options(4, 3);
+  std::vector<BlockKey> keys;
+  for (uint64_t i = 0; i < 12; ++i) keys.push_back(TestKey(1, i));
+  {
+    auto tier = OpenTier(o);
+    ASSERT_TRUE(tier);
+    for (const BlockKey& k : keys) Put(*tier, k);  // regions 0..3, three records each
+    for (size_t i = 0; i < 3; ++i) {
+      const uint32_t r = tier->Lease(keys[i]);
+      ASSERT_EQ(tier->geometry().region_of(r), 0u);
+      FlipByte(tier->Locate(r), disk::kHeaderBytes + 100 + i);
+      tier->Unlease(r);
+    }
+  }
+  for (int restart = 1; restart <= 3; ++restart) {
+    SCOPED_TRACE(restart);
+    auto tier = OpenTier(o);
+    ASSERT_TRUE(tier);
+    std::vector<BlockKey> failed;
+    for (const BlockKey& k : keys) {
+      const Status st = Get(*tier, k);
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), StatusCode::kCorruption) << st.ToString();
+        failed.push_back(k);
+      }
+    }
+    // Only the first generation sees the corrupt blocks; every other block is reused.
+    EXPECT_EQ(failed.size(), restart == 1 ? 3u : 0u);
+    EXPECT_EQ(tier->stats().corruptions, restart == 1 ? 3u : 0u);
+    for (const BlockKey& k : failed) {  // recomputed and stored again
+      EXPECT_FALSE(tier->Contains(k));
+      EXPECT_EQ(Put(*tier, k), DiskWriteOutcome::kWritten);
+    }
+    EXPECT_EQ(tier->Keys().size(), keys.size());
+  }
 }
 
 TEST_F(DiskTierTest, WarmRestartFindsEveryBlockWithIdenticalBytes) {

@@ -26,6 +26,7 @@
 #include "disk/disk_tier.h"
 #include "manager/block_mover.h"
 #include "manager/block_offloader.h"
+#include "manager/drop_log.h"
 #include "manager/transfer_state.h"
 #include "manager/worker_pool.h"
 #include "remote/open_store.h"
@@ -84,6 +85,8 @@ struct Held {
 
 // Blocks a single disk writer batch holds at most.
 constexpr uint32_t kOffloadBatch = 32;
+// At most one warning line about dropped disk offloads per this period.
+constexpr std::chrono::seconds kDropLogPeriod{10};
 
 }  // namespace
 
@@ -122,17 +125,40 @@ class BlockManager::Impl {
       writeback_first_ = host_->capacity_blocks() + h.staging_slots;
       writeback_ = std::make_unique<SlotPool>(writeback_first_, h.writeback_slots);
     }
+    // Queued blocks hold their G2 slots: by default at most half of G2 waits for the disk,
+    // and blocks past that wait in the backlog by key, holding nothing.
+    const uint32_t queue =
+        h.max_queued_disk_writes != 0
+            ? h.max_queued_disk_writes
+            : std::max(h.disk_writer_threads * kOffloadBatch, host_->capacity_blocks() / 2);
+    BlockOffloader::Reacquire reacquire;
+    if (h.defer_disk_writes) {
+      reacquire = [this](const BlockKey& key) -> std::optional<uint32_t> {
+        const uint32_t slot = host_->Lease(key);
+        if (slot != HostTier::kNoSlot) return slot;
+        drop_log_->Note("evicted from G2 while waiting");
+        return std::nullopt;
+      };
+    }
+    drop_log_ = std::make_unique<DropLog>(
+        "the G3 disk tier",
+        "the engine was not held back (counted in disk_offload_dropped; a larger G2 or "
+        "hierarchy.max_queued_disk_writes, or a faster disk, drops fewer)",
+        kDropLogPeriod);
     offloader_ = std::make_unique<BlockOffloader>(
         "strata-g3-write",
         [this](std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
           WriteToDisk(items, out);
         },
-        block_bytes_, h.disk_writer_threads, h.max_queued_disk_writes, kOffloadBatch,
-        [this](std::span<const uint32_t> slots) { ReleaseOffloaded(slots); });
-    spdlog::info("strata: G3 disk tier in {}: {} blocks, {}; G2 -> G3 {}, admission {}",
-                 options_.disk.directory, disk_->capacity_records(),
-                 disk_->direct_io() ? "O_DIRECT" : "buffered", WriteModeName(h.host_to_disk),
-                 disk_admission_->name());
+        block_bytes_, h.disk_writer_threads, queue, kOffloadBatch,
+        [this](std::span<const uint32_t> slots) { ReleaseOffloaded(slots); }, std::move(reacquire),
+        host_->capacity_blocks());
+    spdlog::info(
+        "strata: G3 disk tier in {}: {} blocks, {}; G2 -> G3 {}, admission {}, offload queue {} "
+        "blocks{}",
+        options_.disk.directory, disk_->capacity_records(),
+        disk_->direct_io() ? "O_DIRECT" : "buffered", WriteModeName(h.host_to_disk),
+        disk_admission_->name(), queue, h.defer_disk_writes ? " + backlog" : "");
     return Status::Ok();
   }
 
@@ -182,6 +208,7 @@ class BlockManager::Impl {
     // queued (write-back blocks included) and hands its slots back.
     offloader_.reset();
     shared_offloader_.reset();
+    drop_log_.reset();  // the drops not logged yet
     std::lock_guard lock(req_mu_);
     for (auto& [id, req] : requests_) ReleaseLeases(req.held);
     requests_.clear();
@@ -506,13 +533,14 @@ class BlockManager::Impl {
     s.disk_writeback_blocks = get(counters_.disk_writeback_blocks);
     if (offloader_) {
       const OffloaderStats o = offloader_->stats();
-      s.disk_offload_queued = o.queued;
+      s.disk_offload_queued = o.queued + o.backlog;
+      s.disk_offload_deferred = o.deferred;
       s.disk_offload_blocks = o.written;
       s.disk_offload_bytes = o.bytes_written;
       s.disk_offload_present = o.present;
       s.disk_offload_failed = o.failed;
-      s.disk_offload_dropped =
-          o.queue_full + o.no_space + o.failed + get(counters_.disk_writeback_no_buffer);
+      s.disk_offload_dropped = o.queue_full + o.no_space + o.failed + o.evicted +
+                               get(counters_.disk_writeback_no_buffer);
     }
     if (disk_) {
       const DiskTierStats d = disk_->stats();
@@ -596,7 +624,18 @@ class BlockManager::Impl {
     }
     const uint32_t slot = host_->Lease(key);
     if (slot == HostTier::kNoSlot) return;  // evicted meanwhile
-    if (!offloader_->TryPush(key, slot)) host_->Unlease(slot);
+    PushToDisk(key, slot);
+  }
+
+  // Hands G2 slot `slot` (leased, holding `key`) to the disk offloader; when it is not
+  // queued the lease is returned (the key may wait in the backlog, or is dropped).
+  void PushToDisk(const BlockKey& key, uint32_t slot) {
+    const BlockOffloader::Push pushed = offloader_->TryPush(key, slot, /*deferrable=*/true);
+    if (pushed == BlockOffloader::Push::kQueued) return;
+    host_->Unlease(slot);
+    if (pushed == BlockOffloader::Push::kDropped) drop_log_->Note("offload queue full");
+    if (pushed == BlockOffloader::Push::kDeferredDroppingOldest)
+      drop_log_->Note("offload queue and backlog full");
   }
 
   // Write-back: `victim` was just evicted from `slot` to make room, and its bytes are still
@@ -612,11 +651,14 @@ class BlockManager::Impl {
     const std::optional<uint32_t> buffer = writeback_->TryAcquire();
     if (!buffer) {
       Add(counters_.disk_writeback_no_buffer, 1);
+      drop_log_->Note("every write-back buffer busy");
       return;
     }
     std::memcpy(host_->data(*buffer), host_->data(slot), block_bytes_);
-    if (!offloader_->TryPush(*victim, *buffer)) {
+    if (offloader_->TryPush(*victim, *buffer, /*deferrable=*/false) !=
+        BlockOffloader::Push::kQueued) {
       writeback_->Release({&*buffer, 1});
+      drop_log_->Note("offload queue full");
       return;
     }
     Add(counters_.disk_writeback_blocks, 1);
@@ -675,15 +717,16 @@ class BlockManager::Impl {
     }
     host_->Commit(written);
     host_->Commit(to_disk, /*keep_leases=*/true);
-    for (size_t i = 0; i < to_disk.size(); ++i)
-      if (!offloader_->TryPush(to_disk_work[i]->key, to_disk[i])) host_->Unlease(to_disk[i]);
+    for (size_t i = 0; i < to_disk.size(); ++i) PushToDisk(to_disk_work[i]->key, to_disk[i]);
     // Write-through to G4: every block this node computed is published for the others.
     if (shared_offloader_) {
       for (size_t i = 0; i < todo.size(); ++i) {
         if (!per_block[i].ok()) continue;
         const uint32_t slot = host_->Lease(todo[i]->key);
         if (slot == HostTier::kNoSlot) continue;  // evicted already
-        if (!shared_offloader_->TryPush(todo[i]->key, slot)) host_->Unlease(slot);
+        if (shared_offloader_->TryPush(todo[i]->key, slot, /*deferrable=*/false) !=
+            BlockOffloader::Push::kQueued)
+          host_->Unlease(slot);
       }
     }
     const size_t stored = written.size() + to_disk.size();
@@ -843,8 +886,7 @@ class BlockManager::Impl {
     for (size_t i = 0; i < items.size(); ++i) {
       const DiskTier::BatchWrite& w = writes[i];
       if (!w.status.ok()) {
-        spdlog::warn("strata: offload of block {} to the disk tier dropped: {}",
-                     items[i].key.ToHex(), w.status.ToString());
+        drop_log_->Note("write errors", 1, w.status.ToString());
         out[i] = OffloadOutcome::kFailed;
         continue;
       }
@@ -857,6 +899,7 @@ class BlockManager::Impl {
           out[i] = OffloadOutcome::kPresent;
           break;
         case DiskWriteOutcome::kNoSpace:
+          drop_log_->Note("no reclaimable disk space (regions leased or being written)");
           out[i] = OffloadOutcome::kNoSpace;
           break;
       }
@@ -981,6 +1024,7 @@ class BlockManager::Impl {
   std::unique_ptr<SlotPool> staging_;          // host slots for G3 loads that do not promote
   std::unique_ptr<SlotPool> writeback_;        // host slots holding evicted blocks for disk
   uint32_t writeback_first_ = UINT32_MAX;      // first write-back slot number
+  std::unique_ptr<DropLog> drop_log_;          // rate-limited warnings of dropped offloads
   std::unique_ptr<BlockOffloader> offloader_;  // before pool_: outlives the jobs that push
 
   // G4 and its publisher; null without a shared tier. Set once by OpenShared.

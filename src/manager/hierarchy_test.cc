@@ -68,6 +68,7 @@ class HierarchyTest : public ::testing::TestWithParam<KvLayout> {
     o.host.pin_for_cuda = false;
     o.disk.directory = dir_;
     o.disk.region_bytes = 4 * record_bytes();
+    o.disk.min_regions = 1;
     o.disk.file_bytes = 8 * o.disk.region_bytes;
     o.disk.capacity_bytes = regions * o.disk.region_bytes;
     o.disk.io_depth = 4;
@@ -499,11 +500,13 @@ TEST_P(HierarchyTest, FullDiskDropsOffloadsAndCountsThem) {
 }
 
 TEST_P(HierarchyTest, SlowDiskNeverHoldsBackStoresAndTheQueueIsBounded) {
+  manager_test::CapturedLog log;
   auto faults = std::make_shared<FaultInjector>();
   BlockManagerOptions o = Options(64, 64);
   o.disk.faults = faults;
   o.hierarchy.disk_writer_threads = 1;
   o.hierarchy.max_queued_disk_writes = 4;
+  o.hierarchy.defer_disk_writes = false;  // drop at once when the queue is full
   Make(o);
   faults->SetDelay(TransferOp::kWrite, 200ms);
   // 40 blocks stored while every disk write takes 200 ms: all reach G2 at once; the disk
@@ -513,10 +516,91 @@ TEST_P(HierarchyTest, SlowDiskNeverHoldsBackStoresAndTheQueueIsBounded) {
   EXPECT_EQ(st.stored_blocks, 40u);
   EXPECT_LE(st.disk_offload_queued, 4u);
   EXPECT_GT(st.disk_offload_dropped, 0u);
+  EXPECT_EQ(st.disk_offload_deferred, 0u);
+  // Dozens of drops within a second: one warning line (the first drop), not one per block.
+  const auto warnings = log.Lines("not written to the G3 disk tier");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("offload queue full"), std::string::npos) << warnings[0];
   faults->Clear();
   WaitOffloaded(40);
   st = manager_->stats();
   EXPECT_EQ(st.disk_offload_blocks + st.disk_offload_dropped, 40u);
+}
+
+// With the backlog (the default), blocks that find the queue full wait by key, holding no
+// G2 slot, and are written once the disk catches up; only those G2 evicted meanwhile are
+// dropped. The queue (and the G2 slots it pins) stays bounded all along.
+TEST_P(HierarchyTest, BacklogWritesEveryBlockG2StillHoldsOnceTheDiskCatchesUp) {
+  auto faults = std::make_shared<FaultInjector>();
+  BlockManagerOptions o = Options(16, 64);
+  o.disk.faults = faults;
+  o.hierarchy.disk_writer_threads = 1;
+  o.hierarchy.max_queued_disk_writes = 4;
+  Make(o);
+  faults->SetDelay(TransferOp::kWrite, 200ms);
+  std::vector<std::vector<TokenId>> prompts;
+  for (uint32_t p = 0; p < 10; ++p) {
+    prompts.push_back(Prompt(4 * tpb(), 300 + p));
+    Store(prompts.back(), 4 * p, 300 + p);
+  }
+  auto st = manager_->stats();
+  EXPECT_EQ(st.stored_blocks, 40u);
+  EXPECT_EQ(st.store_dropped_blocks, 0u);  // G2 was never pinned full by the disk's backlog
+  EXPECT_GT(st.disk_offload_deferred, 0u);
+  faults->Clear();
+  WaitOffloaded(40);
+  st = manager_->stats();
+  EXPECT_EQ(st.disk_offload_blocks + st.disk_offload_dropped, 40u);
+  // G2 (16 blocks) kept the newest ones besides those it could not evict (queued or being
+  // written, at most 8): every block it held reached the disk.
+  EXPECT_GE(st.disk_offload_blocks, 16u);
+  for (size_t p = 8; p < prompts.size(); ++p) {
+    auto m = manager_->Match(prompts[p], {"check"});
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->num_matched_blocks(), 4u) << p;
+    manager_->Release("check");
+  }
+  // Every block G2 still holds is on disk: after a restart (G2 empty) they match from G3.
+  Make(o);
+  for (size_t p = 8; p < prompts.size(); ++p) {
+    auto m = manager_->Match(prompts[p], {"check"});
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->num_matched_blocks(), 4u) << p;
+    manager_->Release("check");
+  }
+}
+
+// Issue 13 item 5: prompts stored one after another while the disk falls behind for a
+// moment (every write stalls 20 ms) used to overflow the fixed 256-block offload queue:
+// answered prompts were not on disk. The queue is sized from G2 and overflows wait in the
+// backlog, so a sequential workload loses nothing, and nothing waits for the disk.
+TEST_P(HierarchyTest, SequentialPromptsLoseNoDiskOffloadWhenTheDiskFallsBehind) {
+  auto faults = std::make_shared<FaultInjector>();
+  BlockManagerOptions o = Options(1024, 160);  // G2 of 1024 blocks, G3 of 640
+  o.disk.faults = faults;
+  Make(o);
+  faults->SetDelay(TransferOp::kWrite, 20ms);
+  std::vector<std::vector<TokenId>> prompts;
+  for (uint32_t p = 0; p < 6; ++p) {  // 6 prompts of 90 blocks, each stored once complete
+    prompts.push_back(Prompt(90 * tpb() + 1, 400 + p));
+    Store(prompts.back(), 0, 400 + p);
+  }
+  EXPECT_EQ(manager_->stats().stored_blocks, 540u);
+  faults->Clear();
+  WaitOffloaded(540);
+  const auto st = manager_->stats();
+  EXPECT_EQ(st.disk_offload_dropped, 0u);
+  EXPECT_EQ(st.disk_offload_blocks, 540u);
+  // Every answered prompt is on disk: after a restart each matches whole from G3.
+  Make(o);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    MatchResult match;
+    LoadHandle load = MatchAndLoad(prompts[p], "r", 0, &match);
+    EXPECT_EQ(match.num_matched_blocks(), 90u) << p;
+    EXPECT_EQ(load.usable_blocks(), 90u) << p;
+    ExpectLoadedBytes(match, load, 0);
+    manager_->Release("r");
+  }
 }
 
 TEST_P(HierarchyTest, LeasedDiskBlocksSurviveReclaim) {

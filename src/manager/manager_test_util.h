@@ -3,10 +3,15 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "strata/block_manager.h"
 
@@ -49,5 +54,31 @@ inline std::vector<TokenId> Prompt(size_t n, TokenId seed) {
   for (size_t i = 0; i < n; ++i) t[i] = static_cast<TokenId>((seed * 1000003 + i * 7919) % 50000);
   return t;
 }
+
+// Captures what spdlog's default logger writes while it lives (message text only).
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+
+  // Every line logged so far, or only those containing `needle`.
+  std::vector<std::string> Lines(std::string_view needle = {}) const {
+    std::vector<std::string> lines;
+    std::istringstream in(out_.str());
+    for (std::string l; std::getline(in, l);)
+      if (l.find(needle) != std::string::npos) lines.push_back(l);
+    return lines;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
 
 }  // namespace strata::manager_test

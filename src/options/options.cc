@@ -89,8 +89,6 @@ Status HierarchyOptions::Validate() const {
   if (disk_writer_threads == 0 || disk_writer_threads > 64)
     return Status::InvalidArgument(
         fmt::format("hierarchy.disk_writer_threads {} must be in [1, 64]", disk_writer_threads));
-  if (max_queued_disk_writes == 0)
-    return Status::InvalidArgument("hierarchy.max_queued_disk_writes must be >= 1");
   return Status::Ok();
 }
 
