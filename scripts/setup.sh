@@ -3,7 +3,8 @@
 #   scripts/setup.sh run    install what is missing, build, start the main job
 #   scripts/setup.sh test   install what is missing, build, run the whole test suite
 #                           (release build, then unit+integration tests under ASAN+UBSAN,
-#                           then the concurrency tests under TSAN)
+#                           then the concurrency tests under TSAN, then bounded runs of the
+#                           parsers' libFuzzer harnesses, docs/fuzzing.md)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +17,7 @@ PACKAGES=(
   nlohmann-json3-dev liburing-dev libopenblas-dev libcpp-httplib-dev
   libhiredis-dev redis-server redis-tools openssl
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
-  libboost1.81-dev
+  libboost1.81-dev clang-14 libclang-rt-14-dev
 )
 
 install_packages() {
@@ -81,6 +82,14 @@ case "$cmd" in
       ctest --test-dir "$ROOT/build-tsan" -j "$JOBS" --output-on-failure --timeout 900 \
       -R 'Concurrency|BlockManager|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk|Hierarchy|Server|ModelTest|KernelsTest|MultiRoundQa|SharedTierTest|FsStore|RedisStore' \
       -E 'LargerThanOneGib'
+
+    echo "== fuzzing: bounded runs"
+    # The libFuzzer harnesses of every parser (docs/fuzzing.md) under ASAN+UBSAN, 20 s each
+    # over their seed corpora; only the library and the harnesses are built.
+    build "$ROOT/build-fuzz" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+      -DSTRATA_BUILD_FUZZERS=ON -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF \
+      -- strata_fuzzers
+    "$ROOT/tests/fuzz/run_fuzzers.sh" "$ROOT/build-fuzz" 20
     ;;
   *)
     echo "usage: $0 run|test" >&2

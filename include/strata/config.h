@@ -69,6 +69,12 @@
 //               cluster                boolean; redis: true = Redis Cluster, false = ask the server
 //               username               string, may be empty; redis: AUTH user (ACL)
 //               password               string, may be empty (no AUTH); never printed
+//               hmac_key               string, >= 16 bytes; authenticates every object
+//                                      (HMAC-SHA256); never printed
+//               hmac_key_file          string, non-empty; a file (not world-readable) whose
+//                                      bytes, less a trailing newline, are hmac_key
+//               group                  string, non-empty; fs: the group sharing the store
+//                                      (directories 2770, objects 0660)
 //               tls                    boolean; redis over TLS
 //               tls_ca_file            string, non-empty; CA file verifying the server
 //               tls_cert_file          string, non-empty; client certificate
@@ -110,6 +116,8 @@
 //   STRATA_SHARED_CAPACITY_GB shared.capacity_gb
 //   STRATA_SHARED_ENDPOINTS  shared.endpoints, comma-separated host:port
 //   STRATA_SHARED_PASSWORD   shared.password (better here than in a config file)
+//   STRATA_SHARED_HMAC_KEY   shared.hmac_key (likewise)
+//   STRATA_SHARED_GROUP      shared.group
 //   STRATA_MODEL_FINGERPRINT model.fingerprint
 //   STRATA_HASH              keys.hash
 //   STRATA_TP_RANK           keys.rank

@@ -138,6 +138,15 @@ struct STRATA_EXPORT SharedTierOptions {
   uint32_t max_queued_writes = 256;
   // Copy a block loaded from G4 into G2 so its next load is local. Default true.
   bool promote_hits = true;
+  // Authenticates every object with HMAC-SHA256 under this key (at least 16 bytes; every
+  // node sharing the tier needs the same one): objects are written with a tag, and one
+  // without a valid tag is refused and removed as forged. Empty (default): XXH3 checksums
+  // only, which detect corruption, not forgery (docs/shared_fs_tier.md, "Trust").
+  std::string hmac_key;
+  // kFilesystem: a group whose members share the store (several users' servers): the
+  // directories become 2770 and the objects 0660, owned by that group. Empty (default):
+  // 0750 / 0640, writable by this user only.
+  std::string group;
   // A store of your own (strata/remote_store.h), or a test's: used instead of opening one
   // from `kind`.
   std::shared_ptr<RemoteStore> store;

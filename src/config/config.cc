@@ -3,6 +3,7 @@
 #include "strata/config.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,29 @@
 
 namespace strata {
 namespace {
+
+// The shared tier's HMAC key from a file: its bytes, less one trailing newline. A key every
+// local user can read authenticates nothing, so a world-readable file is refused.
+Result<std::string> ReadKeyFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(fmt::format("opening HMAC key file {}", path), errno);
+  struct stat st {};
+  std::string key(4097, '\0');
+  ssize_t n = -1;
+  if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH) == 0) n = ::read(fd, key.data(), key.size());
+  const int err = errno;
+  ::close(fd);
+  if ((st.st_mode & S_IROTH) != 0)
+    return Status::InvalidArgument(
+        fmt::format("HMAC key file {} is readable by every user (mode {:04o}); chmod o-r it", path,
+                    st.st_mode & 07777));
+  if (n < 0) return Status::IoError(fmt::format("reading HMAC key file {}", path), err);
+  if (static_cast<size_t>(n) == key.size())
+    return Status::InvalidArgument(fmt::format("HMAC key file {} is over 4 KiB", path));
+  key.resize(static_cast<size_t>(n));
+  if (!key.empty() && key.back() == '\n') key.pop_back();
+  return key;
+}
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
@@ -579,6 +603,28 @@ const Setting kSettings[] = {
      [](const StrataConfig& c) {
        return std::string(c.manager.shared.password.empty() ? "(none)" : "(set, hidden)");
      }},
+    {"shared", "hmac_key",
+     [](const toml::node& n, StrataConfig& c) {
+       STRATA_ASSIGN_OR_RETURN(c.manager.shared.hmac_key, ReadString(n));
+       return Status::Ok();
+     },
+     // Never printed, like the password.
+     [](const StrataConfig& c) {
+       return std::string(c.manager.shared.hmac_key.empty() ? "(none)" : "(set, hidden)");
+     }},
+    {"shared", "hmac_key_file",
+     [](const toml::node& n, StrataConfig& c) {
+       std::string path;
+       STRATA_RETURN_IF_ERROR(ReadNonEmptyString(n, &path));
+       STRATA_ASSIGN_OR_RETURN(c.manager.shared.hmac_key, ReadKeyFile(path));
+       return Status::Ok();
+     },
+     [](const StrataConfig&) { return std::string("(read into hmac_key)"); }},
+    {"shared", "group",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.shared.group);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.shared.group); }},
     {"shared", "tls",
      [](const toml::node& n, StrataConfig& c) { return ReadBool(n, &c.manager.shared.tls); },
      [](const StrataConfig& c) { return fmt::format("{}", c.manager.shared.tls); }},
@@ -932,6 +978,8 @@ class EnvReader {
     STRATA_RETURN_IF_ERROR(Enum("STRATA_SHARED_ENDPOINTS", "shared.endpoints", &ParseEndpointList,
                                 &o.shared.endpoints));
     String("STRATA_SHARED_PASSWORD", "shared.password", &o.shared.password);
+    String("STRATA_SHARED_HMAC_KEY", "shared.hmac_key", &o.shared.hmac_key);
+    String("STRATA_SHARED_GROUP", "shared.group", &o.shared.group);
 
     String("STRATA_MODEL_FINGERPRINT", "model.fingerprint", &o.model_fingerprint);
     STRATA_RETURN_IF_ERROR(

@@ -1,6 +1,8 @@
 // Tests of configuration loading: defaults, TOML file, environment, precedence and errors.
 #include "strata/config.h"
 
+#include <sys/stat.h>
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -670,6 +672,34 @@ TEST(ConfigSharedTierTest, RedisFromFilePasswordFromEnvironmentNeverShown) {
   EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
   EXPECT_NE(shown.find("(set, hidden)"), std::string::npos) << shown;
   EXPECT_NE(shown.find("STRATA_SHARED_PASSWORD"), std::string::npos) << shown;
+}
+
+TEST(ConfigSharedTierTest, HmacKeyFromAPrivateFileNeverShownAndGroup) {
+  TempToml key_file("0123456789abcdef0123456789abcdef\n");
+  ASSERT_EQ(chmod(key_file.path().c_str(), 0600), 0);
+  TempToml file(
+      "[shared]\nkind = \"fs\"\ndirectory = \"/mnt/kv\"\ngroup = \"strata\"\n"
+      "hmac_key_file = \"" +
+      key_file.path() + "\"\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), FixedEnv({}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.shared.hmac_key, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(config->manager.shared.group, "strata");
+  const std::string shown = DescribeConfig(*config);
+  EXPECT_EQ(shown.find("0123456789abcdef"), std::string::npos) << shown;
+
+  // A key file every user can read is refused; so is a short key.
+  ASSERT_EQ(chmod(key_file.path().c_str(), 0644), 0);
+  Result<StrataConfig> readable = LoadConfig(file.path(), FixedEnv({}));
+  ASSERT_FALSE(readable.ok());
+  EXPECT_NE(readable.status().message().find("readable by every user"), std::string::npos)
+      << readable.status().ToString();
+  Result<StrataConfig> short_key = LoadConfig("", FixedEnv({{"STRATA_SHARED_KIND", "fs"},
+                                                            {"STRATA_SHARED_DIR", "/mnt/kv"},
+                                                            {"STRATA_SHARED_HMAC_KEY", "short"}}));
+  ASSERT_FALSE(short_key.ok());
+  EXPECT_NE(short_key.status().message().find("at least 16"), std::string::npos)
+      << short_key.status().ToString();
 }
 
 TEST(ConfigSharedTierTest, FilesystemFromEnvironment) {

@@ -223,12 +223,15 @@ Result<DiskMeta> DiskMeta::Decode(std::string_view text, std::string_view path) 
   if (m.format_version == 0) return bad("missing format_version");
   if (header_bytes != kHeaderBytes)
     return bad(fmt::format("header_bytes {} (this build reads {})", header_bytes, kHeaderBytes));
+  // In arithmetic that cannot wrap: a damaged file must not add up modulo 2^32 or 2^64.
   const DiskGeometry& g = m.geometry;
   if (g.records_per_region == 0 || g.regions_per_file == 0 || g.num_regions == 0 ||
-      g.block_bytes == 0 || g.record_bytes < kHeaderBytes + g.block_bytes ||
+      g.block_bytes == 0 || g.block_bytes > UINT64_MAX - kHeaderBytes ||
+      g.record_bytes < kHeaderBytes + g.block_bytes ||
+      g.record_bytes > UINT64_MAX / g.records_per_region ||
       g.region_bytes != uint64_t{g.records_per_region} * g.record_bytes ||
       g.num_records != uint64_t{g.num_regions} * g.records_per_region ||
-      g.num_files != (g.num_regions + g.regions_per_file - 1) / g.regions_per_file)
+      g.num_files != (uint64_t{g.num_regions} + g.regions_per_file - 1) / g.regions_per_file)
     return bad("inconsistent geometry");
   return m;
 }

@@ -131,6 +131,43 @@ TEST(DiskMetaTest, RoundTripsAndRejectsDamage) {
   EXPECT_FALSE(DiskMeta::Decode("", "m").ok());
 }
 
+// Found with disk_meta_fuzz's consistency check: geometries that add up only after wrapping
+// around were accepted.
+TEST(DiskMetaTest, RejectsGeometryThatAddsUpOnlyModulo2To32Or2To64) {
+  const DiskGeometry one{.block_bytes = 4096,
+                         .record_bytes = 8192,
+                         .records_per_region = 1,
+                         .region_bytes = 8192,
+                         .regions_per_file = 1,
+                         .num_regions = 1,
+                         .num_files = 1,
+                         .num_records = 1};
+  DiskGeometry files_wrap = one;  // ceil((2^32 - 1) / 2) files, computed in 32 bits: 0
+  files_wrap.num_regions = files_wrap.num_records = UINT32_MAX;
+  files_wrap.regions_per_file = 2;
+  files_wrap.num_files = 0;
+  DiskGeometry region_wrap = one;  // 2 records of 2^63 bytes: a region of 0
+  region_wrap.record_bytes = uint64_t{1} << 63;
+  region_wrap.records_per_region = 2;
+  region_wrap.region_bytes = 0;
+  region_wrap.num_records = 2;
+  DiskGeometry record_wrap = one;  // a 4096-byte header plus a 2^64 - 4096-byte block: 0
+  record_wrap.block_bytes = UINT64_MAX - 4095;
+  record_wrap.record_bytes = record_wrap.region_bytes = 0;
+  auto decode = [](const DiskGeometry& g) {
+    DiskMeta m = SampleMeta();
+    m.geometry = g;
+    return DiskMeta::Decode(m.Encode(), "m");
+  };
+  ASSERT_TRUE(decode(one).ok()) << decode(one).status().ToString();
+  for (const DiskGeometry& g : {files_wrap, region_wrap, record_wrap}) {
+    const Result<DiskMeta> back = decode(g);
+    ASSERT_FALSE(back.ok()) << g.num_regions << " " << g.record_bytes << " " << g.block_bytes;
+    EXPECT_EQ(back.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(back.status().message().find("inconsistent geometry"), std::string::npos);
+  }
+}
+
 TEST(DiskMetaTest, DifferenceNamesTheLayoutAndGeometry) {
   const DiskMeta a = SampleMeta();
   DiskMeta b = a;

@@ -47,7 +47,7 @@ class MemoryStore : public RemoteStore {
       }
       it->second.resize(remote::ObjectBytes(block_bytes_));
       std::memcpy(it->second.data() + remote::kObjectHeaderBytes, p.block.data(), block_bytes_);
-      remote::EncodeObjectHeader(p.key, ns, p.block, it->second.data());
+      EXPECT_TRUE(remote::EncodeObjectHeader(p.key, ns, p.block, it->second.data()).ok());
       ++stats_.puts;
     }
   }

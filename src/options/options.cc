@@ -63,6 +63,13 @@ Status SharedTierOptions::Validate() const {
   if (max_queued_writes == 0) return bad("max_queued_writes must be >= 1");
   if (!tls && (!tls_ca_file.empty() || !tls_cert_file.empty() || !tls_key_file.empty()))
     return bad("tls_* files are set but tls is off");
+  if (!hmac_key.empty() && hmac_key.size() < 16)
+    return bad(
+        fmt::format("hmac_key has {} bytes; it needs at least 16 (e.g. 32 random hex "
+                    "digits)",
+                    hmac_key.size()));
+  if (!group.empty() && kind == SharedTierKind::kRedis)
+    return bad("group applies to a filesystem shared tier only");
   return Status::Ok();
 }
 

@@ -19,6 +19,10 @@ namespace strata::fs_detail {
 // can plant blocks every node serves (docs/shared_fs_tier.md, "Trust").
 inline constexpr unsigned kFileMode = 0640;
 inline constexpr unsigned kDirMode = 0750;
+// With a configured group ([shared] group), its members write too; directories are setgid
+// so everything created in them belongs to the group.
+inline constexpr unsigned kGroupFileMode = 0660;
+inline constexpr unsigned kGroupDirMode = 02770;
 
 // O_DIRECT buffers, offsets and lengths are multiples of this on every filesystem we
 // target (4 KiB sectors and pages).

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -184,8 +185,52 @@ struct Batch {
 
 }  // namespace
 
+namespace {
+
+// The id of group `name`; InvalidArgument when there is none.
+Result<gid_t> LookUpGroup(const std::string& name) {
+  std::vector<char> buf(16384);
+  group g{};
+  group* found = nullptr;
+  const int rc = getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+  if (rc != 0) return Status::IoError(fmt::format("looking up group '{}'", name), rc);
+  if (found == nullptr)
+    return Status::InvalidArgument(fmt::format("fs store: group '{}' does not exist", name));
+  return found->gr_gid;
+}
+
+}  // namespace
+
 struct FsStore::Shared {
   FsStoreOptions options;
+  std::unique_ptr<remote::ObjectAuthenticator> auth;  // null: no HMAC
+  // What the store creates: 0640 / 0750 for this user alone, 0660 / 2770 and the group's
+  // id with options.group (set explicitly after creation, whatever the umask).
+  unsigned file_mode = fs_detail::kFileMode;
+  unsigned dir_mode = fs_detail::kDirMode;
+  gid_t gid = static_cast<gid_t>(-1);
+  bool shared_by_group() const { return gid != static_cast<gid_t>(-1); }
+  // Gives a directory its mode (and group) whatever the umask; one another user created
+  // must already be the group's, group-writable and setgid.
+  Status OwnDirectory(const std::string& dir) const {
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) return Status::IoError(fmt::format("stat {}", dir), errno);
+    if (st.st_uid != geteuid()) {
+      if (shared_by_group() && (st.st_gid != gid || (st.st_mode & 02070) != 02070))
+        return Status::InvalidArgument(fmt::format(
+            "fs store directory {} belongs to another user and is not setgid and writable for "
+            "group '{}' (mode {:04o}); its owner should chgrp {} it and chmod 2770 it",
+            dir, options.group, st.st_mode & 07777, options.group));
+      return Status::Ok();
+    }
+    if (shared_by_group() && chown(dir.c_str(), static_cast<uid_t>(-1), gid) != 0)
+      return Status::IoError(
+          fmt::format("chown {} to group '{}' (is this user a member?)", dir, options.group),
+          errno);
+    if (chmod(dir.c_str(), dir_mode) != 0)
+      return Status::IoError(fmt::format("chmod {}", dir), errno);
+    return Status::Ok();
+  }
   std::string directory;  // absolute
   std::string objects_dir, trash_dir, meta_path;
   fs_detail::MetaFields meta;
@@ -395,9 +440,12 @@ struct FsStore::Shared {
             [&] { std::memcpy(buf + remote::kObjectHeaderBytes, src, options.block_bytes); }))
       return;
     std::memset(buf + object_bytes, 0, io_bytes - object_bytes);
-    remote::EncodeObjectHeader(
-        key, ns, std::span<const std::byte>(buf + remote::kObjectHeaderBytes, options.block_bytes),
-        buf);
+    if (Status s = remote::EncodeObjectHeader(
+            key, ns,
+            std::span<const std::byte>(buf + remote::kObjectHeaderBytes, options.block_bytes), buf,
+            auth.get());
+        !s.ok())
+      return batch.Finish(i, std::move(s));
     if (IoFault f = CheckFault(TransferOp::kWrite, object_bytes); f.kind == IoFault::Kind::kError) {
       if (f.error == EINVAL && direct.load()) {
         // What a filesystem that refuses O_DIRECT at write time answers.
@@ -426,8 +474,13 @@ struct FsStore::Shared {
     for (int attempt = 0; fd < 0; ++attempt) {
       tmp = TempPath(path);
       fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (use_direct ? O_DIRECT : 0),
-                fs_detail::kFileMode);
-      if (fd >= 0) break;
+                file_mode);
+      if (fd >= 0) {
+        // Group members touch (futimens) and read each other's objects: 0660 whatever the
+        // umask. The setgid directory gave the file its group.
+        if (shared_by_group()) (void)fchmod(fd, file_mode);
+        break;
+      }
       const int err = errno;
       if (err == EINVAL && use_direct) {
         DisableDirect(fmt::format("the filesystem of {} refuses O_DIRECT (EINVAL)", directory));
@@ -494,7 +547,11 @@ struct FsStore::Shared {
   Status MakeShardDirs(const std::string& object_path) {
     const fsys::path leaf = fsys::path(object_path).parent_path();
     for (const fsys::path& dir : {leaf.parent_path(), leaf}) {
-      if (mkdir(dir.c_str(), fs_detail::kDirMode) == 0 || errno == EEXIST) continue;
+      if (mkdir(dir.c_str(), dir_mode) == 0) {
+        if (shared_by_group()) (void)chmod(dir.c_str(), dir_mode);  // past the umask
+        continue;
+      }
+      if (errno == EEXIST) continue;
       const int err = errno;
       if (err == ENOENT) {
         // objects/ itself is gone: the directory was removed or unmounted under us.
@@ -549,7 +606,7 @@ struct FsStore::Shared {
       s = ReadObject(fd, path, buf, use_direct, limit);
       if (s.ok())
         s = remote::VerifyObject(std::span<const std::byte>(buf, object_bytes), key, ns,
-                                 options.block_bytes)
+                                 options.block_bytes, auth.get())
                 .WithContext(path);
     }
     if (s.ok()) TouchIfOld(fd, path, st);
@@ -876,6 +933,14 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
   sh->io_bytes = AlignUp(sh->object_bytes, kDirectAlign);
   sh->touch_interval_ns = ToNs(options.grace_period) / 4;
   sh->options = options;
+  if (!options.hmac_key.empty()) {
+    STRATA_ASSIGN_OR_RETURN(sh->auth, remote::ObjectAuthenticator::Create(options.hmac_key));
+  }
+  if (!options.group.empty()) {
+    STRATA_ASSIGN_OR_RETURN(sh->gid, LookUpGroup(options.group));
+    sh->file_mode = fs_detail::kGroupFileMode;
+    sh->dir_mode = fs_detail::kGroupDirMode;
+  }
   if (options.grace_period < 2 * options.io_timeout)
     spdlog::warn(
         "strata fs store {}: grace_period {} ms is under twice io_timeout {} ms: a slow reader "
@@ -884,8 +949,7 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
 
   const bool created = fsys::create_directories(sh->directory, ec);
   if (ec) return Status::IoError(fmt::format("creating {}", sh->directory), ec.value());
-  if (created && chmod(sh->directory.c_str(), fs_detail::kDirMode) != 0)
-    return Status::IoError(fmt::format("chmod {}", sh->directory), errno);
+  if (created || sh->shared_by_group()) STRATA_RETURN_IF_ERROR(sh->OwnDirectory(sh->directory));
   {
     // Every user may write into a world-writable directory, and so plant blocks that
     // every node serves. A group-writable one is how several users share a store.
@@ -898,9 +962,12 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
           "plant blocks that every node would serve; chmod o-w it",
           sh->directory, st.st_mode & 07777));
   }
-  for (const std::string& dir : {sh->objects_dir, sh->trash_dir})
-    if (mkdir(dir.c_str(), fs_detail::kDirMode) != 0 && errno != EEXIST)
+  for (const std::string& dir : {sh->objects_dir, sh->trash_dir}) {
+    if (mkdir(dir.c_str(), sh->dir_mode) == 0)
+      STRATA_RETURN_IF_ERROR(sh->OwnDirectory(dir));
+    else if (errno != EEXIST)
       return Status::IoError(fmt::format("mkdir {}", dir), errno);
+  }
 
   // The meta file: published like an object, so nodes starting together agree on one.
   sh->meta = fs_detail::MetaFields{fs_detail::kMetaFormatVersion, remote::kObjectHeaderBytes,
@@ -921,7 +988,9 @@ Result<std::unique_ptr<FsStore>> FsStore::Create(const FsStoreOptions& options_i
         fmt::format("{}/objects.reset.{}.{}", sh->trash_dir, options.node_id, NowNs());
     if (rename(sh->objects_dir.c_str(), aside.c_str()) != 0 && errno != ENOENT)
       return Status::IoError(fmt::format("rename {} to {}", sh->objects_dir, aside), errno);
-    if (mkdir(sh->objects_dir.c_str(), fs_detail::kDirMode) != 0 && errno != EEXIST)
+    if (mkdir(sh->objects_dir.c_str(), sh->dir_mode) == 0)
+      STRATA_RETURN_IF_ERROR(sh->OwnDirectory(sh->objects_dir));
+    else if (errno != EEXIST)
       return Status::IoError(fmt::format("mkdir {}", sh->objects_dir), errno);
     STRATA_RETURN_IF_ERROR(fs_detail::WriteMeta(sh->meta_path, sh->meta, options.node_id));
     sh->Note(fmt::format("reset because reset_on_mismatch is set ({}); old objects moved to {}",

@@ -79,6 +79,11 @@ struct FsStoreOptions {
   // on progress, not on the whole batch, so large batches on slow filesystems are fine.
   // Default 10 s.
   std::chrono::milliseconds io_timeout{10'000};
+  // HMAC-SHA256 key authenticating every object (object_auth.h); empty = none.
+  std::string hmac_key;
+  // A group sharing the store: directories 2770 and objects 0660 owned by it, instead of
+  // 0750 / 0640. Empty = none.
+  std::string group;
   // How often the background thread checks that the directory and its meta file are
   // still there. Default 1 s.
   std::chrono::milliseconds health_interval{1'000};

@@ -5,6 +5,7 @@
 #include "remote/fs_store.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -254,6 +255,67 @@ TEST(FsStoreTest, CreatesWithExplicitModesAndRefusesAWorldWritableDirectory) {
       << refused.status().ToString();
   ASSERT_EQ(chmod(root.c_str(), 0770), 0);  // group sharing is allowed
   EXPECT_TRUE(MustCreate(TestOptions(root)));
+}
+
+TEST(FsStoreTest, HmacKeyedNodesServeOnlyObjectsTheKeyAuthenticated) {
+  TempDir dir;
+  FsStoreOptions keyed = TestOptions(dir.path);
+  keyed.hmac_key = "0123456789abcdef0123456789abcdef";
+  FsStoreOptions other_key = keyed;
+  other_key.hmac_key = "another key of at least 16 bytes";
+  auto a = MustCreate(keyed);
+  auto b = MustCreate(keyed);
+  auto plain = MustCreate(TestOptions(dir.path));
+  ASSERT_TRUE(a && b && plain);
+  EXPECT_EQ(PutKeys(*a, 1, 0, 3), 3u);
+  for (const Status& s : GetKeys(*b, Keys(1, 0, 3))) EXPECT_TRUE(s.ok()) << s.ToString();
+  // A node without the key reads authenticated objects (XXH3 still checks them).
+  for (const Status& s : GetKeys(*plain, Keys(1, 0, 3))) EXPECT_TRUE(s.ok()) << s.ToString();
+
+  // What a writer without the key publishes, a keyed node refuses and removes.
+  EXPECT_EQ(PutKeys(*plain, 2, 0, 1), 1u);
+  Status s = GetOne(*a, TestKey(2, 0));
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("no HMAC tag"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(fsys::exists(a->ObjectPath(TestKey(2, 0))));
+  // So does a node holding another key.
+  auto c = MustCreate(other_key);
+  s = GetOne(*c, TestKey(1, 0));
+  EXPECT_NE(s.message().find("HMAC mismatch"), std::string::npos) << s.ToString();
+
+  FsStoreOptions short_key = TestOptions(dir.path);
+  short_key.hmac_key = "short";
+  EXPECT_EQ(FsStore::Create(short_key).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(FsStoreTest, AGroupSharesTheStoreWhateverTheUmask) {
+  TempDir dir;
+  group* g = getgrgid(getegid());
+  ASSERT_NE(g, nullptr);
+  FsStoreOptions o = TestOptions(dir.path + "/store");
+  o.group = g->gr_name;
+  const mode_t old_umask = umask(077);
+  auto store = MustCreate(o);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(PutKeys(*store, 1, 0, 1), 1u);
+  umask(old_umask);
+  auto stat_of = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+    return st;
+  };
+  EXPECT_EQ(stat_of(o.directory).st_mode & 07777, 02770u);
+  EXPECT_EQ(stat_of(o.directory).st_gid, g->gr_gid);
+  const std::string object = store->ObjectPath(TestKey(1, 0));
+  EXPECT_EQ(stat_of(object).st_mode & 07777, 0660u);
+  EXPECT_EQ(stat_of(fsys::path(object).parent_path().string()).st_mode & 07777, 02770u);
+  EXPECT_EQ(stat_of(object).st_gid, g->gr_gid);
+
+  o.group = "no-such-group-strata";
+  auto missing = FsStore::Create(o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("does not exist"), std::string::npos)
+      << missing.status().ToString();
 }
 
 TEST(FsStoreTest, BlocksOfTheWrongSizeAreInvalidArgument) {

@@ -1,5 +1,8 @@
 #include "remote/object_format.h"
 
+#include <xxhash.h>
+
+#include <cstring>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,16 +14,81 @@ struct Fixture {
   BlockKey key;
   NamespaceFingerprint ns;
   std::vector<std::byte> object;
-  Fixture(size_t payload) : object(ObjectBytes(payload)) {
+  explicit Fixture(size_t payload, const ObjectAuthenticator* auth = nullptr)
+      : object(ObjectBytes(payload)) {
     for (size_t i = 0; i < 32; ++i) {
       key.bytes[i] = static_cast<uint8_t>(i * 7 + 1);
       ns.bytes[i] = static_cast<uint8_t>(i * 3 + 5);
     }
     for (size_t i = 0; i < payload; ++i)
       object[kObjectHeaderBytes + i] = static_cast<std::byte>(i * 31 % 251);
-    EncodeObjectHeader(key, ns, std::span(object).subspan(kObjectHeaderBytes), object.data());
+    EXPECT_TRUE(EncodeObjectHeader(key, ns, std::span(object).subspan(kObjectHeaderBytes),
+                                   object.data(), auth)
+                    .ok());
   }
 };
+
+std::unique_ptr<ObjectAuthenticator> Auth(std::string_view key) {
+  auto a = ObjectAuthenticator::Create(key);
+  EXPECT_TRUE(a.ok()) << a.status().ToString();
+  return a.ok() ? std::move(a).value() : nullptr;
+}
+
+// An attacker with write access but no key: takes a valid object, changes the payload,
+// and fixes every checksum it can compute.
+void Forge(std::vector<std::byte>& object) {
+  object[kObjectHeaderBytes + 7] ^= std::byte{0x5a};
+  const uint64_t payload =
+      XXH3_64bits(object.data() + kObjectHeaderBytes, object.size() - kObjectHeaderBytes);
+  std::memcpy(object.data() + 32, &payload, 8);
+  std::vector<std::byte> h(object.begin(), object.begin() + kObjectHeaderBytes);
+  std::memset(h.data() + 16, 0, 8);
+  const uint64_t header = XXH3_64bits(h.data(), h.size());
+  std::memcpy(object.data() + 16, &header, 8);
+}
+
+TEST(ObjectFormatTest, HmacAuthenticatesHeaderAndPayload) {
+  auto key = Auth("0123456789abcdef0123456789abcdef");
+  auto other = Auth("fedcba9876543210fedcba9876543210");
+  ASSERT_TRUE(key && other);
+  Fixture signed_obj(4096, key.get());
+  EXPECT_TRUE(VerifyObject(signed_obj.object, signed_obj.key, signed_obj.ns, 4096, key.get()).ok());
+  // A reader without the key still checks XXH3 (and can use the block).
+  EXPECT_TRUE(VerifyObject(signed_obj.object, signed_obj.key, signed_obj.ns, 4096).ok());
+
+  Status s = VerifyObject(signed_obj.object, signed_obj.key, signed_obj.ns, 4096, other.get());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("HMAC mismatch"), std::string::npos) << s.ToString();
+
+  Fixture plain(4096);
+  s = VerifyObject(plain.object, plain.key, plain.ns, 4096, key.get());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("no HMAC tag"), std::string::npos) << s.ToString();
+
+  // Forgery: checksums fixed up, so XXH3 alone accepts it; the key does not.
+  Forge(signed_obj.object);
+  EXPECT_TRUE(VerifyObject(signed_obj.object, signed_obj.key, signed_obj.ns, 4096).ok());
+  s = VerifyObject(signed_obj.object, signed_obj.key, signed_obj.ns, 4096, key.get());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("HMAC mismatch"), std::string::npos) << s.ToString();
+  // So is clearing the flag to pass as an unauthenticated object.
+  Fixture stripped(512, key.get());
+  stripped.object[40] = std::byte{0};
+  Forge(stripped.object);
+  s = VerifyObject(stripped.object, stripped.key, stripped.ns, 512, key.get());
+  EXPECT_NE(s.message().find("no HMAC tag"), std::string::npos) << s.ToString();
+}
+
+TEST(ObjectFormatTest, ShortHmacKeysAndUnknownFlagsAreRefused) {
+  auto short_key = ObjectAuthenticator::Create("too short");
+  ASSERT_FALSE(short_key.ok());
+  EXPECT_EQ(short_key.status().code(), StatusCode::kInvalidArgument);
+  Fixture f(256);
+  f.object[40] = std::byte{2};
+  Forge(f.object);
+  const Status s = VerifyObject(f.object, f.key, f.ns, 256);
+  EXPECT_NE(s.message().find("unknown flags"), std::string::npos) << s.ToString();
+}
 
 TEST(ObjectFormatTest, RoundTripVerifies) {
   Fixture f(4096);

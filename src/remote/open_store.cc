@@ -15,6 +15,8 @@ Result<std::shared_ptr<RemoteStore>> OpenRemoteStore(const SharedTierOptions& o,
       f.block_bytes = block_bytes;
       f.grace_period = o.grace_period;
       f.io_timeout = o.io_timeout;
+      f.hmac_key = o.hmac_key;
+      f.group = o.group;
       STRATA_ASSIGN_OR_RETURN(std::unique_ptr<FsStore> store, FsStore::Create(f));
       return std::shared_ptr<RemoteStore>(std::move(store));
     }
@@ -34,6 +36,7 @@ Result<std::shared_ptr<RemoteStore>> OpenRemoteStore(const SharedTierOptions& o,
       r.ttl_seconds = o.ttl_seconds;
       r.io_timeout = o.io_timeout;
       r.block_bytes = block_bytes;
+      r.hmac_key = o.hmac_key;
       STRATA_ASSIGN_OR_RETURN(std::unique_ptr<RedisStore> store, RedisStore::Create(r));
       return std::shared_ptr<RemoteStore>(std::move(store));
     }

@@ -158,7 +158,7 @@ RedisConnection::RedisConnection(RedisEndpoint endpoint, const RedisConnectionOp
       options_(options),
       fd_(fd),
       in_(kReadBufferBytes),
-      reader_(redisReaderCreate()) {}
+      reader_(CreateRedisReplyReader(&reply_budget_)) {}
 
 RedisConnection::~RedisConnection() {
   if (ssl_) SSL_free(ssl_);  // frees the BIO too
@@ -505,9 +505,14 @@ Result<RedisReply> RedisConnection::ReadReply() {
       in_begin_ = in_end_ = 0;
     }
     void* reply = nullptr;
-    if (redisReaderGetReply(reader_, &reply) != REDIS_OK)
+    if (redisReaderGetReply(reader_, &reply) != REDIS_OK) {
+      if (reply_budget_.exceeded)
+        return Broken(Status::Corruption(
+            fmt::format("redis {}: protocol error: a reply of more than {} array elements", name_,
+                        kMaxRedisReplyElements)));
       return Broken(Status::Corruption(
           fmt::format("redis {}: protocol error: {}", name_, redisReaderGetError(reader_))));
+    }
     if (reply) return RedisReply(static_cast<redisReply*>(reply));
     STRATA_RETURN_IF_ERROR(Fill());
   }
@@ -527,7 +532,7 @@ void RedisConnection::ReclaimReaderBytes() {
   in_begin_ = 0;
   in_end_ = bytes.size();
   redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
+  reader_ = CreateRedisReplyReader(&reply_budget_);
 }
 
 Result<std::string_view> RedisConnection::ReadLine() {

@@ -188,6 +188,7 @@ class RedisConnection {
   std::vector<char> in_;
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
+  RedisReplyBudget reply_budget_;  // of reader_
   redisReader* reader_ = nullptr;
 };
 

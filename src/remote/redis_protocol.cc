@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include <fmt/format.h>
+#include <hiredis/hiredis.h>
 
 namespace strata::remote {
 namespace {
@@ -21,6 +22,30 @@ constexpr std::array<uint16_t, 256> MakeCrc16Table() {
   return table;
 }
 constexpr std::array<uint16_t, 256> kCrc16Table = MakeCrc16Table();
+
+// hiredis's own reply functions (static in hiredis.c), as a reader of its default kind has them.
+const redisReplyObjectFunctions& HiredisReplyFunctions() {
+  static const redisReplyObjectFunctions functions = [] {
+    redisReader* probe = redisReaderCreate();
+    const redisReplyObjectFunctions f = *probe->fn;
+    redisReaderFree(probe);
+    return f;
+  }();
+  return functions;
+}
+
+// createArray of CreateRedisReplyReader: charges the reply's budget first.
+void* CreateBoundedArray(const redisReadTask* task, int elements) {
+  auto* budget = static_cast<RedisReplyBudget*>(task->privdata);
+  if (task->parent == nullptr) budget->elements = 0;  // the outermost array of a new reply
+  const size_t n = elements > 0 ? static_cast<size_t>(elements) : 0;
+  if (n > kMaxRedisReplyElements - budget->elements) {
+    budget->exceeded = true;
+    return nullptr;  // hiredis: "Out of memory", the reply is freed
+  }
+  budget->elements += n;
+  return HiredisReplyFunctions().createArray(task, elements);
+}
 
 std::optional<uint16_t> ParsePort(std::string_view text) {
   uint32_t port = 0;
@@ -59,6 +84,9 @@ Result<RedisEndpoint> ParseRedisEndpoint(std::string_view text) {
     port_text = text.substr(colon + 1);
   }
   if (endpoint.host.empty()) return bad("empty host");
+  // Else "[[x]:1" would give a host "[x" whose ToString() does not parse.
+  if (endpoint.host.find_first_of("[]") != std::string::npos)
+    return bad("brackets only enclose a whole IPv6 literal");
   const std::optional<uint16_t> port = ParsePort(port_text);
   if (!port) return bad("port must be 1-65535");
   endpoint.port = *port;
@@ -114,6 +142,46 @@ std::optional<RedisRedirect> ParseRedisRedirect(std::string_view error,
   // An empty host ("MOVED 12 :7001") means the node that answered.
   redirect.target = RedisEndpoint{std::string(host.empty() ? answering_host : host), *port};
   return redirect;
+}
+
+redisReader* CreateRedisReplyReader(RedisReplyBudget* budget) {
+  static redisReplyObjectFunctions bounded = [] {
+    redisReplyObjectFunctions f = HiredisReplyFunctions();
+    f.createArray = &CreateBoundedArray;
+    return f;
+  }();
+  redisReader* reader = redisReaderCreateWithFunctions(&bounded);
+  if (reader != nullptr) reader->privdata = budget;
+  return reader;
+}
+
+Result<std::vector<RedisSlotRange>> ParseClusterSlots(const redisReply& reply,
+                                                      std::string_view answering_host) {
+  if (reply.type != REDIS_REPLY_ARRAY)
+    return Status::Unavailable("redis: CLUSTER SLOTS did not return an array");
+  std::vector<RedisSlotRange> ranges;
+  ranges.reserve(reply.elements);
+  for (size_t i = 0; i < reply.elements; ++i) {
+    const redisReply* range = reply.element[i];
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
+        range->element[0]->type != REDIS_REPLY_INTEGER ||
+        range->element[1]->type != REDIS_REPLY_INTEGER ||
+        range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2 ||
+        range->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+        range->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+      return Status::Unavailable(fmt::format("redis: malformed CLUSTER SLOTS entry {}", i));
+    const long long first = range->element[0]->integer, last = range->element[1]->integer;
+    const redisReply* master = range->element[2];
+    const long long port = master->element[1]->integer;
+    if (first < 0 || last >= kRedisClusterSlots || first > last || port <= 0 || port > 65535)
+      return Status::Unavailable(fmt::format(
+          "redis: CLUSTER SLOTS entry {} has slots {}-{} port {}", i, first, last, port));
+    const std::string_view ip(master->element[0]->str, master->element[0]->len);
+    ranges.push_back(RedisSlotRange{
+        static_cast<uint16_t>(first), static_cast<uint16_t>(last),
+        RedisEndpoint{std::string(ip.empty() ? answering_host : ip), static_cast<uint16_t>(port)}});
+  }
+  return ranges;
 }
 
 }  // namespace strata::remote

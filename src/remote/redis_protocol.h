@@ -1,13 +1,19 @@
 // Pure functions of the Redis protocol that the Redis store needs and tests check without a
-// server: endpoint parsing, cluster hash slots (CRC16) and MOVED/ASK redirections.
+// server: endpoint parsing, cluster hash slots (CRC16), MOVED/ASK redirections, the
+// CLUSTER SLOTS reply and a reply reader with bounded memory.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "strata/status.h"
+
+struct redisReader;  // hiredis
+struct redisReply;
 
 namespace strata::remote {
 
@@ -48,5 +54,36 @@ struct RedisRedirect {
 // of the node that answered, `answering_host`.
 std::optional<RedisRedirect> ParseRedisRedirect(std::string_view error,
                                                 std::string_view answering_host);
+
+// One entry of a CLUSTER SLOTS reply: slots [first, last] are served by `master`.
+struct RedisSlotRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+  RedisEndpoint master;
+};
+
+// The ranges of CLUSTER SLOTS reply `reply`, an array of [first slot, last slot, [ip, port,
+// id, ...] (the master), replicas...]. An empty ip means `answering_host`, the node that
+// answered. Unavailable naming the first malformed entry (wrong shape, slots outside
+// 0-16383 or reversed, port outside 1-65535) or when `reply` is not an array.
+Result<std::vector<RedisSlotRange>> ParseClusterSlots(const redisReply& reply,
+                                                      std::string_view answering_host);
+
+// The most elements the arrays of one reply may hold together. hiredis 0.14 allocates an
+// array's element pointers as soon as it reads the count, before any element arrives, so
+// without a bound the 13 bytes "*2147483647\r\n" from a server cost 16 GiB. The largest
+// reply Strata reads, CLUSTER SLOTS, holds about 20 elements per slot range.
+inline constexpr size_t kMaxRedisReplyElements = size_t{1} << 20;
+
+// What a reader of CreateRedisReplyReader counts. Owned by the caller; outlives the reader.
+struct RedisReplyBudget {
+  size_t elements = 0;    // array elements of the reply being read
+  bool exceeded = false;  // a reply went over kMaxRedisReplyElements
+};
+
+// A hiredis reply reader (free it with redisReaderFree) that fails a reply whose arrays
+// would hold more than kMaxRedisReplyElements elements, before allocating them: hiredis's
+// out-of-memory error, with `budget->exceeded` set.
+redisReader* CreateRedisReplyReader(RedisReplyBudget* budget);
 
 }  // namespace strata::remote

@@ -1,7 +1,5 @@
 #include "remote/redis_store.h"
 
-#include <xxhash.h>
-
 #include <algorithm>
 #include <array>
 #include <condition_variable>
@@ -162,8 +160,13 @@ class RedisStore::PutOp final : public Op {
       : store_(store), puts_(puts), headers_(puts.size() * remote::kObjectHeaderBytes) {
     if (store.options_.ttl_seconds > 0) ttl_ = std::to_string(store.options_.ttl_seconds);
     for (size_t i = 0; i < puts.size(); ++i)
-      if (puts[i].block.size() == store.options_.block_bytes)
-        remote::EncodeObjectHeader(puts[i].key, ns, puts[i].block, Header(i));
+      if (puts[i].block.size() == store.options_.block_bytes) {
+        // Fails only when OpenSSL cannot compute a tag (out of memory); the header is then
+        // left without a valid checksum, so no reader serves the object.
+        const Status s = remote::EncodeObjectHeader(puts[i].key, ns, puts[i].block, Header(i),
+                                                    store.auth_.get());
+        if (!s.ok()) spdlog::error("redis store: {}", s.ToString());
+      }
   }
   std::byte* Header(size_t i) { return headers_.data() + i * remote::kObjectHeaderBytes; }
 
@@ -246,7 +249,8 @@ class RedisStore::GetOp final : public Op {
       case RedisBulkReply::Kind::kWrongLength:
         // The header may still name the problem better than the length does.
         verified = reply.length >= header.size()
-                       ? remote::VerifyObjectHeader(header, get.key, ns_, block_bytes, nullptr)
+                       ? remote::VerifyObjectHeader(header, get.key, ns_, block_bytes, nullptr,
+                                                    store_.auth_.get())
                        : Status::Ok();
         if (verified.ok())
           verified = Status::Corruption(fmt::format("object is {} bytes, expected {}", reply.length,
@@ -254,9 +258,10 @@ class RedisStore::GetOp final : public Op {
         break;
       case RedisBulkReply::Kind::kValue: {
         uint64_t checksum = 0;
-        verified = remote::VerifyObjectHeader(header, get.key, ns_, block_bytes, &checksum);
-        if (verified.ok() && XXH3_64bits(get.out.data(), get.out.size()) != checksum)
-          verified = Status::Corruption("object payload checksum mismatch");
+        verified = remote::VerifyObjectHeader(header, get.key, ns_, block_bytes, &checksum,
+                                              store_.auth_.get());
+        if (verified.ok())
+          verified = remote::VerifyObjectPayload(header, get.out, checksum, store_.auth_.get());
         break;
       }
     }
@@ -331,6 +336,9 @@ RedisStore::~RedisStore() {
 Result<std::unique_ptr<RedisStore>> RedisStore::Create(const RedisStoreOptions& options) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<RedisStore> store(new RedisStore(options));
+  if (!options.hmac_key.empty()) {
+    STRATA_ASSIGN_OR_RETURN(store->auth_, remote::ObjectAuthenticator::Create(options.hmac_key));
+  }
   if (options.tls.enabled) {
     remote::RedisTlsContext::Options tls;
     tls.ca_file = options.tls.ca_file;
@@ -447,28 +455,12 @@ Status RedisStore::Bootstrap(bool from_prober) {
 }
 
 Status RedisStore::LoadSlots(const redisReply& reply, const std::string& host) {
-  // Each entry: [first slot, last slot, [ip, port, id, ...] (the master), replicas...].
+  STRATA_ASSIGN_OR_RETURN(const std::vector<remote::RedisSlotRange> ranges,
+                          remote::ParseClusterSlots(reply, host));
   std::vector<Node*> map(remote::kRedisClusterSlots, nullptr);
-  for (size_t i = 0; i < reply.elements; ++i) {
-    const redisReply* range = reply.element[i];
-    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
-        range->element[0]->type != REDIS_REPLY_INTEGER ||
-        range->element[1]->type != REDIS_REPLY_INTEGER ||
-        range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2 ||
-        range->element[2]->element[0]->type != REDIS_REPLY_STRING ||
-        range->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-      return Status::Unavailable(fmt::format("redis: malformed CLUSTER SLOTS entry {}", i));
-    const long long first = range->element[0]->integer, last = range->element[1]->integer;
-    const redisReply* master = range->element[2];
-    const long long port = master->element[1]->integer;
-    if (first < 0 || last >= remote::kRedisClusterSlots || first > last || port <= 0 ||
-        port > 65535)
-      return Status::Unavailable(fmt::format(
-          "redis: CLUSTER SLOTS entry {} has slots {}-{} port {}", i, first, last, port));
-    // An empty address means "the node you asked".
-    const std::string ip(ReplyText(*master->element[0]));
-    Node* node = FindOrAddNode(RedisEndpoint{ip.empty() ? host : ip, static_cast<uint16_t>(port)});
-    for (long long s = first; s <= last; ++s) map[static_cast<size_t>(s)] = node;
+  for (const remote::RedisSlotRange& range : ranges) {
+    Node* node = FindOrAddNode(range.master);
+    std::fill(map.begin() + range.first, map.begin() + range.last + 1, node);
   }
   std::unique_lock lock(slots_mu_);
   slots_ = std::move(map);

@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "remote/object_auth.h"
 #include "strata/block_key.h"
 #include "strata/remote_store.h"
 #include "strata/status.h"
@@ -99,6 +100,8 @@ struct RedisStoreOptions {
   // Longest wait for any progress of a read or write, and for a free pooled connection.
   // A node silent for longer is marked down. Default 2 s.
   std::chrono::milliseconds io_timeout{2000};
+  // HMAC-SHA256 key authenticating every object (object_auth.h); empty = none.
+  std::string hmac_key;
   // Commands in flight per connection in a pipelined batch. Default 16; 1 = no pipelining.
   uint32_t pipeline_depth = 16;
   // Bytes of commands in flight per connection (at least one command always). Default 64 MiB.
@@ -229,6 +232,7 @@ class RedisStore final : public RemoteStore {
 
   const RedisStoreOptions options_;
   std::shared_ptr<remote::RedisTlsContext> tls_;
+  std::unique_ptr<remote::ObjectAuthenticator> auth_;  // null: no HMAC
   std::vector<remote::RedisEndpoint> seeds_;
 
   std::atomic<bool> bootstrapped_{false};

@@ -139,6 +139,15 @@ TEST(RedisStoreProtocolTest, EndpointsAndRedirections) {
   EXPECT_EQ(e->ToString(), "[::1]:7000");
   for (const char* bad : {"", "host", "host:", ":6379", "host:0", "host:70000", "::1:6379"})
     EXPECT_EQ(remote::ParseRedisEndpoint(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  // Found with redis_reply_fuzz's round-trip check: hosts with brackets inside, whose
+  // ToString() did not parse back.
+  for (const char* bad : {"[[x]:6379", "[a[b]:1", "x]:1", "a[b:1"})
+    EXPECT_EQ(remote::ParseRedisEndpoint(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  for (const char* good : {"10.0.0.1:6380", "[::1]:7000", "[fe80::1%eth0]:1", "[x]:1", "h:1"}) {
+    e = remote::ParseRedisEndpoint(good);
+    ASSERT_TRUE(e.ok()) << good;
+    EXPECT_EQ(remote::ParseRedisEndpoint(e->ToString()).value(), *e) << good;
+  }
 
   auto r = remote::ParseRedisRedirect("MOVED 3999 127.0.0.1:6381", "x");
   ASSERT_TRUE(r.has_value());
@@ -154,6 +163,81 @@ TEST(RedisStoreProtocolTest, EndpointsAndRedirections) {
   EXPECT_EQ(r->target.host, "::1");
   EXPECT_FALSE(remote::ParseRedisRedirect("ERR unknown", "x").has_value());
   EXPECT_FALSE(remote::ParseRedisRedirect("MOVED 99999 h:1", "x").has_value());
+}
+
+// The replies of `resp` as the store's reader parses them; a failed reply ends the list
+// with a null entry.
+std::vector<remote::RedisReply> ParseReplies(std::string_view resp,
+                                             remote::RedisReplyBudget* budget) {
+  redisReader* reader = remote::CreateRedisReplyReader(budget);
+  EXPECT_EQ(redisReaderFeed(reader, resp.data(), resp.size()), REDIS_OK);
+  std::vector<remote::RedisReply> replies;
+  for (;;) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader, &reply) != REDIS_OK) {
+      replies.emplace_back(nullptr);
+      break;
+    }
+    if (reply == nullptr) break;
+    replies.emplace_back(static_cast<redisReply*>(reply));
+  }
+  redisReaderFree(reader);
+  return replies;
+}
+
+TEST(RedisStoreProtocolTest, ClusterSlotsReply) {
+  remote::RedisReplyBudget budget;
+  const std::vector<remote::RedisReply> replies = ParseReplies(
+      "*2\r\n"
+      "*4\r\n:0\r\n:5460\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n"
+      "*2\r\n$9\r\n127.0.0.1\r\n:7003\r\n"
+      "*3\r\n:5461\r\n:16383\r\n*2\r\n$0\r\n\r\n:7001\r\n"
+      "*1\r\n*3\r\n:10\r\n:9\r\n*2\r\n$1\r\nh\r\n:7000\r\n"
+      "*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\nh\r\n:7000\r\n"
+      "*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n:1\r\n:7000\r\n"
+      "-ERR This instance has cluster support disabled\r\n",
+      &budget);
+  ASSERT_EQ(replies.size(), 5u);
+  auto ranges = remote::ParseClusterSlots(*replies[0], "10.0.0.9");
+  ASSERT_TRUE(ranges.ok()) << ranges.status().ToString();
+  ASSERT_EQ(ranges->size(), 2u);
+  EXPECT_EQ((*ranges)[0].first, 0);
+  EXPECT_EQ((*ranges)[0].last, 5460);
+  EXPECT_EQ((*ranges)[0].master.ToString(), "127.0.0.1:7000");
+  EXPECT_EQ((*ranges)[1].first, 5461);
+  EXPECT_EQ((*ranges)[1].last, 16383);
+  EXPECT_EQ((*ranges)[1].master.ToString(), "10.0.0.9:7001");  // empty ip: the node asked
+  for (size_t i = 1; i < replies.size(); ++i)  // reversed, past 16383, an integer ip, an error
+    EXPECT_EQ(remote::ParseClusterSlots(*replies[i], "h").status().code(), StatusCode::kUnavailable)
+        << i;
+}
+
+TEST(RedisStoreProtocolTest, ReplyReaderBoundsArrayElementsBeforeAllocating) {
+  // hiredis alone would calloc 16 GiB for the first line, and 8 MiB per nested line.
+  for (const std::string& hostile :
+       {std::string("*2147483647\r\n"), std::string("*1048577\r\n:1\r\n"),
+        std::string("*2\r\n*1048575\r\n")}) {
+    remote::RedisReplyBudget budget;
+    const std::vector<remote::RedisReply> replies = ParseReplies(hostile, &budget);
+    ASSERT_EQ(replies.size(), 1u) << hostile;
+    EXPECT_EQ(replies[0], nullptr) << hostile;
+    EXPECT_TRUE(budget.exceeded) << hostile;
+  }
+  // The bound is per reply: replies that are over it together are fine one by one.
+  constexpr size_t kHalf = remote::kMaxRedisReplyElements / 2 + 1;
+  std::string two;
+  for (int i = 0; i < 2; ++i) {
+    two += fmt::format("*{}\r\n", kHalf);
+    for (size_t j = 0; j < kHalf; ++j) two += ":1\r\n";
+  }
+  remote::RedisReplyBudget budget;
+  const std::vector<remote::RedisReply> replies = ParseReplies(two, &budget);
+  ASSERT_EQ(replies.size(), 2u);
+  for (const remote::RedisReply& r : replies) {
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->elements, kHalf);
+  }
+  EXPECT_FALSE(budget.exceeded);
 }
 
 TEST(RedisStoreProtocolTest, OptionsAreValidated) {
@@ -339,6 +423,28 @@ TEST_F(RedisStoreTest, ObjectOfAnotherNamespaceIsCorruption) {
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("namespace fingerprint"), std::string::npos) << s.message();
   EXPECT_EQ(GetOne(*store, blocks.keys[0], TestNamespace(1)).code(), StatusCode::kNotFound);
+}
+
+TEST_F(RedisStoreTest, HmacKeyedClientsServeOnlyAuthenticatedObjects) {
+  RedisStoreOptions keyed = Options({server_.endpoint()});
+  keyed.hmac_key = "0123456789abcdef0123456789abcdef";
+  auto signer = MustCreate(keyed);
+  auto plain = MustCreate(Options({server_.endpoint()}));
+  ASSERT_TRUE(signer && plain);
+  const Blocks good(7, 0, 2), unsigned_blocks(8, 0, 1);
+  PutAll(*signer, good);
+  std::vector<std::vector<std::byte>> out;
+  for (const Status& s : GetAll(*signer, good.keys, &out)) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(out, good.data);
+  for (const Status& s : GetAll(*plain, good.keys, &out)) EXPECT_TRUE(s.ok()) << s.ToString();
+  // Written without the key: refused by a keyed client, and deleted.
+  PutAll(*plain, unsigned_blocks);
+  const Status s = GetOne(*signer, unsigned_blocks.keys[0]);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("no HMAC tag"), std::string::npos) << s.ToString();
+  EXPECT_EQ(GetOne(*plain, unsigned_blocks.keys[0]).code(), StatusCode::kNotFound);
+  keyed.hmac_key = "short";
+  EXPECT_EQ(RedisStore::Create(keyed).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(RedisStoreTest, WrongSizedBuffersAreInvalidArguments) {

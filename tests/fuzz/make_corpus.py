@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+# Writes the seed corpora of the fuzz harnesses into tests/fuzz/corpus/<harness>/: valid
+# inputs as Strata writes or receives them, plus a few edge cases. Deterministic; run it
+# again after changing a seed and commit the result. It overwrites only the files it
+# writes, so inputs added by hand (regress-* from findings) stay. Needs python3-xxhash
+# (Debian's interpreter, hence /usr/bin/python3).
+import hashlib
+import hmac
+import json
+import pathlib
+import re
+import struct
+
+import xxhash
+
+ROOT = pathlib.Path(__file__).resolve().parent
+REPO = ROOT.parent.parent
+CORPUS = ROOT / "corpus"
+
+
+def write(harness, name, data):
+    path = CORPUS / harness / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def js(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# --- openai_request: request bodies of /v1/completions and /v1/chat/completions.
+def openai():
+    h = "openai_request"
+    write(h, "completion_min", js({"prompt": "Hello"}))
+    write(h, "completion_full", js({
+        "model": "fake-model", "prompt": "Once upon a time", "max_tokens": 32,
+        "temperature": 0.7, "top_p": 0.9, "seed": 42, "stop": ["\n\n", "END"],
+        "stream": True, "stream_options": {"include_usage": True}, "cache_salt": "tenant-a",
+        "user": "u1", "n": 1, "best_of": 1, "echo": False, "logprobs": None}))
+    write(h, "completion_tokens", js({"prompt": [72, 101, 108, 108, 111], "max_tokens": 4}))
+    write(h, "completion_one_of_batch", js({"prompt": ["only one"], "stop": "x"}))
+    write(h, "chat_min", js({"messages": [{"role": "user", "content": "Hi"}]}))
+    write(h, "chat_full", js({
+        "model": "fake-model", "max_completion_tokens": 64, "temperature": 0,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": [{"type": "text", "text": "What is KV?"}]},
+            {"role": "assistant", "content": "A cache."},
+            {"role": "user", "content": "More."}],
+        "stream": False, "cache_salt": None}))
+    # Refused: n > 1, a wrong model, deep nesting, bad escapes, out-of-range numbers.
+    write(h, "n_two", js({"prompt": "a", "n": 2}))
+    write(h, "wrong_model", js({"model": "gpt-4", "prompt": "a"}))
+    write(h, "nested", "[" * 200 + "]" * 200)
+    write(h, "escapes", '{"prompt":"\\ud83d\\ude00 \\ud800 \\u0000","max_tokens":1e400}')
+    write(h, "huge_numbers", '{"prompt":[-1,2147483648],"max_tokens":-5,"temperature":1e309}')
+    write(h, "not_json", "{\"prompt\": \"unterminated")
+
+
+# --- config: a TOML document, then "#%env" and NAME=VALUE lines (config_fuzz.cc).
+def config():
+    h = "config"
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    full = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    write(h, "documented_defaults.toml", full)
+    write(h, "empty", "")
+    write(h, "small.toml", '[host]\ncapacity_gb = 0.5\n[disk]\ncapacity_gb = 0\n')
+    write(h, "redis.toml",
+          '[shared]\nkind = "redis"\nendpoints = ["10.0.0.5:6379", "[::1]:7000"]\n'
+          'cluster = true\ntls = true\nkey_prefix = "s:"\n')
+    write(h, "env_only", "#%env\n" + "\n".join([
+        "STRATA_HOST_CACHE_GB=2.5", "DYN_KVBM_CPU_CACHE_GB=1", "STRATA_DISK_CACHE_DIR=/tmp/c",
+        "DYN_KVBM_DISK_CACHE_DIR=/tmp/d", "STRATA_DISK_CACHE_GB=0", "DYN_KVBM_DISK_CACHE_GB=3",
+        "STRATA_HOST_TO_DISK=selective", "STRATA_SHARED_KIND=redis",
+        "STRATA_SHARED_DIR=/mnt/shared", "STRATA_SHARED_CAPACITY_GB=10",
+        "STRATA_SHARED_ENDPOINTS=a:1,[::1]:2", "STRATA_SHARED_PASSWORD=secret",
+        "STRATA_MODEL_FINGERPRINT=m@1", "STRATA_HASH=xxh3_128", "STRATA_TP_RANK=1",
+        "STRATA_TP_WORLD_SIZE=2", "STRATA_WORKER_THREADS=4", "STRATA_SERVE_HOST=0.0.0.0",
+        "STRATA_SERVE_PORT=9000", "STRATA_MODEL_PRESET=tiny", "DYN_KVBM_METRICS_PORT=1",
+        "STRATA_METRICS_PORT=6881"]) + "\n")
+    write(h, "file_and_env", '[keys]\nrank = 3\n#%env\nSTRATA_TP_WORLD_SIZE=2\n')
+    write(h, "bad_values",
+          '[host]\ncapacity_gb = nan\n[server]\nport = 70000\n#%env\n'
+          'STRATA_HOST_CACHE_GB=1e400\nSTRATA_SERVE_PORT=-1\n')
+    write(h, "unknown_key.toml", '[layout]\nnum_layers = 0\nbogus = 1\n[nope]\n')
+
+
+# --- disk_header: a control byte (disk_header_fuzz.cc: bit 0 fix checksum, bit 1 take the slot
+# from the header), then a G3 record header (docs/disk_format.md, "Record layout").
+def g3_header(sequence, epoch, payload, record_bytes, index, key, ns):
+    h = bytearray(4096)
+    h[0:8] = b"STRATAG3"
+    struct.pack_into("<IIQQQQQQII", h, 8, 1, 4096, 0, sequence, epoch, len(payload),
+                     xxhash.xxh3_64_intdigest(payload), record_bytes, index, 0)
+    h[72:104] = key
+    h[104:136] = ns
+    struct.pack_into("<Q", h, 16, xxhash.xxh3_64_intdigest(bytes(h)))
+    return bytes(h)
+
+
+def disk_header():
+    h = "disk_header"
+    key = hashlib.sha256(b"block 0").digest()
+    ns = hashlib.sha256(b"namespace").digest()
+    # Record 7 of a tier of 8 KiB blocks: the harness's default slot (control bit 1 clear).
+    valid = g3_header(1, 1, b"\x01" * 8192, 4096 + 8192, 7, key, ns)
+    write(h, "valid", b"\x00" + valid)
+    write(h, "valid_own_slot", b"\x02" + g3_header(99, 3, b"kv" * 100, 4096 * 3, 12345, key, ns))
+    write(h, "empty", b"\x00" + bytes(4096))
+    torn = bytearray(valid)
+    torn[30] ^= 0x40
+    write(h, "torn", b"\x00" + bytes(torn))
+    write(h, "torn_fixed", b"\x01" + bytes(torn))
+    write(h, "version_2", b"\x01" + valid[:8] + struct.pack("<I", 2) + valid[12:])
+    write(h, "misplaced", b"\x00" + g3_header(1, 1, b"", 4096 + 8192, 8, key, ns))
+    write(h, "short", b"\x03STRATAG3\x01\x00\x00\x00")
+
+
+# --- disk_meta: strata-g3.meta as DiskMeta::Encode writes it (docs/disk_format.md).
+def g3_meta(fields, layout):
+    body = "# Strata G3 disk tier. Do not edit: see docs/disk_format.md\n"
+    body += "strata_g3_meta=1\nformat_version=1\nlayout=%s\n" % layout
+    body += "".join("%s=%d\n" % kv for kv in fields)
+    return body + "checksum=%016x\n" % xxhash.xxh3_64_intdigest(body.encode())
+
+
+def disk_meta():
+    h = "disk_meta"
+    layout = ("strata.layout.v1;layers=32;format=kv;kv_heads=8;head_dim=128;dtype=bf16;"
+              "tokens_per_block=16;chunk_order=nhd")
+    fields = [("block_bytes", 2097152), ("header_bytes", 4096), ("record_bytes", 2101248),
+              ("records_per_region", 31), ("region_bytes", 65138688), ("regions_per_file", 16),
+              ("num_regions", 131), ("num_files", 9), ("num_records", 4061),
+              ("created_unix", 1763845000)]
+    write(h, "benchmark_layout", g3_meta(fields, layout))
+    tiny = [("block_bytes", 4096), ("header_bytes", 4096), ("record_bytes", 8192),
+            ("records_per_region", 1), ("region_bytes", 8192), ("regions_per_file", 1),
+            ("num_regions", 1), ("num_files", 1), ("num_records", 1), ("created_unix", 0)]
+    write(h, "one_record", g3_meta(tiny, "x"))
+    write(h, "inconsistent", g3_meta([(k, v + 1 if k == "num_files" else v) for k, v in fields],
+                                     layout))
+    write(h, "extra_field", g3_meta(fields + [("future_field", 7)], layout))
+    write(h, "bad_checksum", g3_meta(fields, layout)[:-3] + "00\n")
+    write(h, "truncated", g3_meta(fields, layout)[:200])
+    # Geometries that add up only modulo 2^32 or 2^64 (DiskMetaTest.RejectsGeometryThat...).
+    wrap = dict(tiny)
+    wrap.update(num_regions=2**32 - 1, num_records=2**32 - 1, regions_per_file=2, num_files=0)
+    write(h, "regress-files-wrap", g3_meta(wrap.items(), "x"))
+    wrap = dict(tiny)
+    wrap.update(record_bytes=2**63, records_per_region=2, region_bytes=0, num_records=2)
+    write(h, "regress-region-wrap", g3_meta(wrap.items(), "x"))
+    wrap = dict(tiny)
+    wrap.update(block_bytes=2**64 - 4096, record_bytes=0, region_bytes=0)
+    write(h, "regress-record-wrap", g3_meta(wrap.items(), "x"))
+
+
+# --- object_header: a control byte (object_header_fuzz.cc: bit 0 fix the header checksum,
+# bit 1 expect the actual payload length, bit 2 verify with HMAC_KEY), then a G4 object
+# (src/remote/object_format.h, src/remote/object_auth.h).
+HMAC_KEY = b"strata-fuzz-hmac-key-0123456789"
+
+
+def g4_object(payload, key, ns, hmac_key=None):
+    h = bytearray(128)
+    h[0:8] = b"STRATAG4"
+    struct.pack_into("<IIQQQQ", h, 8, 1, 128, 0, len(payload), xxhash.xxh3_64_intdigest(payload),
+                     1 if hmac_key else 0)
+    h[48:80] = key
+    h[80:112] = ns
+    if hmac_key:  # HMAC-SHA256, truncated, of the header (checksum, tag zero) and payload
+        h[112:128] = hmac.new(hmac_key, bytes(h) + payload, hashlib.sha256).digest()[:16]
+    struct.pack_into("<Q", h, 16, xxhash.xxh3_64_intdigest(bytes(h)))
+    return bytes(h) + payload
+
+
+def object_header():
+    h = "object_header"
+    key = hashlib.sha256(b"block 1").digest()
+    ns = hashlib.sha256(b"ns").digest()
+    valid = g4_object(bytes(range(256)) * 4, key, ns)
+    write(h, "valid", b"\x00" + valid)
+    write(h, "valid_hmac", b"\x04" + g4_object(bytes(range(256)), key, ns, HMAC_KEY))
+    write(h, "no_hmac", b"\x04" + valid)
+    write(h, "empty_payload", b"\x00" + g4_object(b"", key, ns))
+    write(h, "header_only", b"\x02" + valid[:128])
+    flipped = bytearray(valid)
+    flipped[500] ^= 1
+    write(h, "payload_flipped", b"\x00" + bytes(flipped))
+    write(h, "long_fixed", b"\x03" + valid[:24] + struct.pack("<Q", 1 << 62) + valid[32:])
+    write(h, "short", b"\x00STRATAG4")
+
+
+# --- redis_reply: what a Redis server sends (RESP2).
+def resp(v):
+    if isinstance(v, int):
+        return ":%d\r\n" % v
+    if isinstance(v, list):
+        return "*%d\r\n" % len(v) + "".join(resp(x) for x in v)
+    if v is None:
+        return "$-1\r\n"
+    return "$%d\r\n%s\r\n" % (len(v.encode()), v)
+
+
+CLUSTER_SLOTS = resp([
+    [0, 5460, ["127.0.0.1", 7000, "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca"],
+     ["127.0.0.1", 7003, "ab1d"]],
+    [5461, 10922, ["", 7001, "fd5f"]],
+    [10923, 16383, ["::1", 7002, "3ea2", ["hostname", "node-3"]]]])
+
+
+def redis_reply():
+    h = "redis_reply"
+    write(h, "cluster_slots", CLUSTER_SLOTS)
+    write(h, "cluster_slots_bad", resp([[100, 50, ["h", 7000]], [0, 16384, ["h", 0]]]))
+    write(h, "moved_ask", "-MOVED 3999 127.0.0.1:6381\r\n-ASK 12 :7001\r\n-MOVED 1 ::1:7002\r\n")
+    write(h, "errors", "-ERR unknown command\r\n-NOAUTH Authentication required.\r\n"
+                       "-CLUSTERDOWN The cluster is down\r\n")
+    write(h, "simple", "+PONG\r\n+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n")
+    write(h, "endpoints", resp(["10.0.0.1:6380", "[::1]:7000", "host:", "[x]:1", "[[x]:1"]))
+    write(h, "nested", "*1\r\n" * 10 + ":1\r\n")
+
+
+# --- redis_connection: n, 1 + n % 8 operation bytes, then the stream
+# (redis_connection_fuzz.cc: op bit 0 = ReadBulkInto of (b >> 1) & 7 + (b >> 4) bytes).
+def bulk_op(head, tail):
+    return 1 | (head << 1) | (tail << 4)
+
+
+def redis_connection():
+    h = "redis_connection"
+    get_op = bytes([bulk_op(4, 6)])  # a 10-byte value
+    write(h, "replies", b"\x02" + b"\x00\x00\x00" + b"+PONG\r\n" + CLUSTER_SLOTS.encode() + b":7\r\n")
+    write(h, "gets", b"\x03" + get_op * 4 +
+          b"$10\r\n0123456789\r\n$-1\r\n-MOVED 5 10.0.0.2:7000\r\n$3\r\nabc\r\n")
+    write(h, "pipelined", b"\x03" + b"\x00" + get_op + b"\x00" + get_op +
+          b"+OK\r\n$10\r\nabcdefghij\r\n:1\r\n$10\r\nABCDEFGHIJ\r\n")
+    write(h, "bad_bulk", b"\x02" + get_op * 3 + b"$10\r\n0123456789XX+OK\r\n")
+    write(h, "huge_length", b"\x00" + get_op + b"$99999999999999\r\nabc")
+
+
+def main():
+    for make in (openai, config, disk_header, disk_meta, object_header, redis_reply,
+                 redis_connection):
+        make()
+
+
+if __name__ == "__main__":
+    main()
