@@ -150,7 +150,8 @@ struct BlockManagerStats {
   uint64_t disk_evictions = 0;
   uint64_t disk_read_errors = 0;  // I/O errors on load (the block left the index)
   uint64_t disk_corruptions = 0;  // checksum/key/fingerprint mismatches on load (left the index)
-  uint64_t disk_recovered_blocks = 0;  // found at start-up (warm restart)
+  uint64_t disk_invalidated_blocks = 0;  // of those, zeroed on disk too (never recovered again)
+  uint64_t disk_recovered_blocks = 0;    // found at start-up (warm restart)
   uint64_t disk_index_bytes = 0;
   bool disk_direct_io = false;
   // G4 shared tier (all zero without one).

@@ -23,6 +23,10 @@ constexpr size_t kReadChunk = 16 << 10;
 constexpr size_t kMaxPipelinedBytes = 64 << 10;
 // Bytes queued for a client that does not read them: beyond this it counts as gone.
 constexpr size_t kMaxOutboxBytes = 16 << 20;
+// After an error response that closes the connection: how long, and how many bytes, the
+// rest of the request is read and discarded (see Linger).
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kMaxLingerBytes = 1 << 20;
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -193,6 +197,14 @@ void Connection::Read() {
 void Connection::OnRead(error_code ec, size_t n) {
   reading_ = false;
   if (state_ == State::kClosed) return;
+  if (lingering_) {
+    lingered_bytes_ += n;
+    if (ec || lingered_bytes_ > kMaxLingerBytes)
+      Close();
+    else
+      Read();  // into chunk_ only: discarded
+    return;
+  }
   if (ec) {
     const bool fin = ec == asio::error::eof;
     if (fin) peer_closed_sending_ = true;
@@ -483,10 +495,12 @@ void Connection::WriteNext() {
   if (outbox_.empty()) {
     writing_ = false;
     if (!response_done_) return;
-    if (close_after_write_)
+    if (!close_after_write_)
+      OnResponseWritten();
+    else if (Stopping())
       Close();
     else
-      OnResponseWritten();
+      Linger();
     return;
   }
   writing_ = true;
@@ -540,6 +554,21 @@ std::function<void()> Connection::DetachExchange() {
   exchange_.reset();
   after_timers_.clear();  // cancels them
   return on_gone;
+}
+
+void Connection::Linger() {
+  // Closing with request bytes unread makes the kernel answer with a reset, which can
+  // destroy the error response before the client reads it: stop sending, then read and
+  // discard what still comes, until the client closes or for a bounded time and size.
+  lingering_ = true;
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  in_.clear();
+  probe_timer_.expires_after(kLingerTime);
+  probe_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) self->Close();
+  });
+  Read();
 }
 
 void Connection::Gone() {

@@ -105,7 +105,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Send(std::string bytes, bool last);
   void WriteNext();
   void OnResponseWritten();
-  void Gone();  // the client cannot get the response: OnGone, close
+  void Gone();    // the client cannot get the response: OnGone, close
+  void Linger();  // after an error response: half-close, discard input, then Close
   void Close();
   // Lets go of the exchange (later calls on it do nothing); returns its OnGone callback
   // when the response was not complete.
@@ -149,6 +150,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t outbox_bytes_ = 0;
   bool writing_ = false;
   bool close_after_write_ = false;
+  bool lingering_ = false;
+  size_t lingered_bytes_ = 0;
   bool counted_open_ = false;
 };
 

@@ -265,6 +265,19 @@ TEST_F(HttpServerTest, OversizedBodyIsRefusedBeforeItIsSent) {
     EXPECT_TRUE(c.closed());
   }
   {
+    // A client that sends a too-large body without waiting still reads its 413: the
+    // server drains what comes instead of closing on unread bytes (a reset).
+    Client c(port());
+    std::string request = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n";
+    std::thread sender([&] {
+      c.Send(request + std::string(3000000, 'q'));
+      c.HalfClose();
+    });
+    const std::string r = c.ReadAll();
+    sender.join();
+    EXPECT_NE(r.find("HTTP/1.1 413"), std::string::npos) << r.substr(0, 200);
+  }
+  {
     // Chunked, without a length: 413 once the limit is passed.
     Client c(port());
     std::string chunk(1500, 'x');

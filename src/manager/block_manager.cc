@@ -550,6 +550,7 @@ class BlockManager::Impl {
       s.disk_evictions = d.evictions;
       s.disk_read_errors = d.read_errors;
       s.disk_corruptions = d.corruptions;
+      s.disk_invalidated_blocks = d.invalidated_records;
       s.disk_recovered_blocks = d.recovered_records;
       s.disk_index_bytes = d.index_bytes;
       s.disk_direct_io = d.direct_io;

@@ -97,7 +97,7 @@ struct StrataMetrics::Bm {
   Counter *dropped_d2h, *dropped_h2disk, *dropped_h2shared;
   Counter *shared_published, *shared_present, *shared_unavailable_events;
   Counter *rejects_d2h, *rejects_h2disk;
-  Counter *disk_write_errors, *disk_present, *disk_writeback;
+  Counter *disk_write_errors, *disk_present, *disk_deferred, *disk_invalidated, *disk_writeback;
   Counter *evict_host, *evict_disk, *evict_shared;
   // strata_ gauges.
   Gauge *queue_transfer, *queue_disk, *queue_shared, *active_requests, *shared_available;
@@ -200,6 +200,10 @@ Status StrataMetrics::Init() {
                             "as dropped.");
   x.disk_present = b.C("strata_disk_offload_present_blocks_total",
                        "G3 offloads skipped because the block was already on disk.");
+  x.disk_deferred = b.C("strata_disk_offload_deferred_blocks_total",
+                        "G3 offloads that found the queue full and waited in the backlog.");
+  x.disk_invalidated = b.C("strata_disk_invalidated_blocks_total",
+                           "Corrupt G3 records zeroed on disk so no restart serves them.");
   x.disk_writeback =
       b.C("strata_disk_writeback_blocks_total", "G2 evictions copied out for write-back to G3.");
   auto* evictions = b.CounterF("strata_evictions_total", "Blocks evicted, by tier.", {"tier"});
@@ -350,6 +354,8 @@ void StrataMetrics::Collect() {
   x.rejects_h2disk->SetTotal(D(s.disk_admission_rejects));
   x.disk_write_errors->SetTotal(D(s.disk_offload_failed));
   x.disk_present->SetTotal(D(s.disk_offload_present));
+  x.disk_deferred->SetTotal(D(s.disk_offload_deferred));
+  x.disk_invalidated->SetTotal(D(s.disk_invalidated_blocks));
   x.disk_writeback->SetTotal(D(s.disk_writeback_blocks));
   x.evict_host->SetTotal(D(s.host_evictions));
   x.evict_disk->SetTotal(D(s.disk_evictions));
