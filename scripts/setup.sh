@@ -51,7 +51,8 @@ cmd="${1:-}"
 case "$cmd" in
   run)
     install_packages
-    build "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
+    # Only the `strata` command: the tests and benchmarks are the test command's job.
+    build "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -- strata
     shift
     # The main job: the reference engine with Strata behind an OpenAI-compatible API, on
     # 127.0.0.1:8000 with the embedded defaults unless flags (passed through) say otherwise,
