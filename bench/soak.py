@@ -61,6 +61,11 @@ class Counters:
             self.values[name] = self.values.get(name, 0) + n
 
 
+def send_completion(s, body):
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body)
+
+
 def well_behaved(port, stop, ttfts, counters, seed):
     """Streams completions over shared-prefix prompts; records TTFT of each."""
     rng = random.Random(seed)
@@ -152,8 +157,7 @@ def abandoned(port, stop, counters):
     while not stop.is_set():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                          % len(body) + body)
+                send_completion(s, body)
                 time.sleep(0.2)
             counters.add("abandoned requests")
         except OSError:
@@ -166,8 +170,7 @@ def half_closed(port, stop, counters):
     while not stop.is_set():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-                s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                          % len(body) + body)
+                send_completion(s, body)
                 s.shutdown(socket.SHUT_WR)
                 data = b""
                 while chunk := s.recv(65536):

@@ -138,15 +138,21 @@ Status DiskFiles::Lock() {
   return Status::Ok();
 }
 
+Result<DiskMeta> DiskFiles::ReadMeta(const std::string& directory) {
+  const std::string meta_path = Join(directory, kMetaName);
+  std::ifstream in(meta_path, std::ios::binary);
+  if (!in) return Status::IoError(fmt::format("open {}", meta_path), errno ? errno : EIO);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return DiskMeta::Decode(text, meta_path);
+}
+
 Status DiskFiles::CheckOrCreate(const DiskMeta& want, bool reset_on_mismatch) {
   const std::string meta_path = Join(directory_, kMetaName);
   std::error_code ec;
   if (!fs::exists(meta_path, ec) && !ec)
     return Create(want);  // no meta: a new tier, or a creation that was interrupted
-  std::ifstream in(meta_path, std::ios::binary);
-  if (!in) return Status::IoError(fmt::format("open {}", meta_path), errno ? errno : EIO);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Result<DiskMeta> have = DiskMeta::Decode(text, meta_path);
+  Result<DiskMeta> have = ReadMeta(directory_);
+  if (!have.ok() && have.status().code() == StatusCode::kIoError) return have.status();
   std::string why = have.ok() ? have->Difference(want) : have.status().message();
   if (why.empty()) {
     meta_ = *have;

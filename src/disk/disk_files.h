@@ -35,6 +35,9 @@ class DiskFiles {
 
   static std::string SegmentName(uint32_t file);  // "strata-g3-<file>.seg"
   static constexpr const char* kMetaName = "strata-g3.meta";
+  // The meta file of `directory`, decoded: IoError when it cannot be opened, or
+  // the decoder's error.
+  static Result<DiskMeta> ReadMeta(const std::string& directory);
   static constexpr const char* kLockName = "strata-g3.lock";
 
   const std::string& directory() const { return directory_; }

@@ -5,9 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -90,17 +87,6 @@ Result<disk::DiskGeometry> GeometryWith(const DiskTierOptions& options, const Kv
                                      options.file_bytes, region_bytes);
 }
 
-// The geometry recorded in `directory`'s meta file, if it holds a readable one.
-std::optional<disk::DiskMeta> ReadMeta(const std::string& directory) {
-  const std::filesystem::path path = std::filesystem::path(directory) / disk::DiskFiles::kMetaName;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Result<disk::DiskMeta> meta = disk::DiskMeta::Decode(text, path.string());
-  if (!meta.ok()) return std::nullopt;
-  return *meta;
-}
-
 }  // namespace
 
 Result<disk::DiskGeometry> DiskTier::ChooseGeometry(const DiskTierOptions& options,
@@ -118,11 +104,11 @@ Result<disk::DiskGeometry> DiskTier::ChooseGeometry(const DiskTierOptions& optio
   // using it (and its blocks) rather than refusing or wiping it for a new geometry.
   Result<disk::DiskGeometry> legacy = GeometryWith(options, layout, options.region_bytes);
   if (!legacy.ok() || *legacy == geometry) return geometry;
-  const std::optional<disk::DiskMeta> found = ReadMeta(options.directory);
+  const Result<disk::DiskMeta> found = disk::DiskFiles::ReadMeta(options.directory);
   disk::DiskMeta want;
   want.layout = layout.Canonical();
   want.geometry = *legacy;
-  if (!found || !found->Difference(want).empty()) return geometry;
+  if (!found.ok() || !found->Difference(want).empty()) return geometry;
   spdlog::info(
       "strata disk tier {}: keeping the existing tier's {} regions of {} records (this "
       "capacity would now get {} regions; wipe the tier to use them)",
