@@ -65,6 +65,8 @@ class [[nodiscard]] Status {
   // An I/O error: `what` says which call on which object ("pwrite /cache/r3 at 4096");
   // the errno's symbolic name and text are appended.
   static Status IoError(std::string_view what, int sys_errno);
+  // A status of any code (e.g. one that crossed a process boundary as its number).
+  static Status FromCode(StatusCode code, std::string msg) { return {code, std::move(msg)}; }
 
   bool ok() const noexcept { return code_ == StatusCode::kOk; }
   StatusCode code() const noexcept { return code_; }

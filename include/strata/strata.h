@@ -418,6 +418,9 @@ typedef struct strata_stats {
   uint64_t shared_unavailable_events;
   uint64_t shared_evictions;
   uint64_t shared_bytes_read;
+  /* Later fields: filled when struct_size covers them. */
+  uint64_t disk_offload_deferred;
+  uint64_t disk_invalidated_blocks;
 } strata_stats;
 
 /* Zeroes *stats and sets struct_size. */

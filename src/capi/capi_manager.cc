@@ -118,71 +118,11 @@ strata_status CheckOut(const void* out, std::string_view fn) {
   return STRATA_OK;
 }
 
-// Every field of BlockManagerStats, in order (strata.h's struct mirrors it).
+// Every field of BlockManagerStats (strata.h's struct has one of each; bools become 0/1).
 void FillStats(const BlockManagerStats& in, strata_stats* out) {
-  out->match_calls = in.match_calls;
-  out->match_prompt_blocks = in.match_prompt_blocks;
-  out->match_hit_blocks = in.match_hit_blocks;
-  out->match_hit_blocks_host = in.match_hit_blocks_host;
-  out->match_hit_blocks_disk = in.match_hit_blocks_disk;
-  out->match_hit_blocks_shared = in.match_hit_blocks_shared;
-  out->matched_tokens = in.matched_tokens;
-  out->load_calls = in.load_calls;
-  out->loaded_blocks = in.loaded_blocks;
-  out->loaded_blocks_from_disk = in.loaded_blocks_from_disk;
-  out->loaded_blocks_from_shared = in.loaded_blocks_from_shared;
-  out->promoted_blocks = in.promoted_blocks;
-  out->load_failed_blocks = in.load_failed_blocks;
-  out->load_cancelled_blocks = in.load_cancelled_blocks;
-  out->loaded_bytes = in.loaded_bytes;
-  out->store_calls = in.store_calls;
-  out->stored_blocks = in.stored_blocks;
-  out->store_skipped_blocks = in.store_skipped_blocks;
-  out->store_dropped_blocks = in.store_dropped_blocks;
-  out->store_failed_blocks = in.store_failed_blocks;
-  out->store_cancelled_blocks = in.store_cancelled_blocks;
-  out->stored_bytes = in.stored_bytes;
-  out->host_admission_rejects = in.host_admission_rejects;
-  out->active_requests = in.active_requests;
-  out->queued_ops = in.queued_ops;
-  out->host_capacity_blocks = in.host_capacity_blocks;
-  out->host_used_blocks = in.host_used_blocks;
-  out->host_leased_blocks = in.host_leased_blocks;
-  out->host_pinned_blocks = in.host_pinned_blocks;
-  out->host_evictions = in.host_evictions;
-  out->host_index_bytes = in.host_index_bytes;
-  out->host_prefaulted_bytes = in.host_prefaulted_bytes;
-  out->disk_admission_rejects = in.disk_admission_rejects;
-  out->disk_offload_queued = in.disk_offload_queued;
-  out->disk_offload_blocks = in.disk_offload_blocks;
-  out->disk_offload_bytes = in.disk_offload_bytes;
-  out->disk_offload_present = in.disk_offload_present;
-  out->disk_offload_dropped = in.disk_offload_dropped;
-  out->disk_offload_failed = in.disk_offload_failed;
-  out->disk_writeback_blocks = in.disk_writeback_blocks;
-  out->disk_capacity_blocks = in.disk_capacity_blocks;
-  out->disk_used_blocks = in.disk_used_blocks;
-  out->disk_leased_blocks = in.disk_leased_blocks;
-  out->disk_evictions = in.disk_evictions;
-  out->disk_read_errors = in.disk_read_errors;
-  out->disk_corruptions = in.disk_corruptions;
-  out->disk_recovered_blocks = in.disk_recovered_blocks;
-  out->disk_index_bytes = in.disk_index_bytes;
-  out->disk_direct_io = (in.disk_direct_io ? 1 : 0);
-  out->shared_enabled = (in.shared_enabled ? 1 : 0);
-  out->shared_available = (in.shared_available ? 1 : 0);
-  out->shared_publish_queued = in.shared_publish_queued;
-  out->shared_published_blocks = in.shared_published_blocks;
-  out->shared_published_bytes = in.shared_published_bytes;
-  out->shared_publish_present = in.shared_publish_present;
-  out->shared_publish_failed = in.shared_publish_failed;
-  out->shared_publish_dropped = in.shared_publish_dropped;
-  out->shared_load_misses = in.shared_load_misses;
-  out->shared_load_errors = in.shared_load_errors;
-  out->shared_corruptions = in.shared_corruptions;
-  out->shared_unavailable_events = in.shared_unavailable_events;
-  out->shared_evictions = in.shared_evictions;
-  out->shared_bytes_read = in.shared_bytes_read;
+#define STRATA_COPY(name) out->name = static_cast<uint64_t>(in.name);
+  STRATA_BLOCK_MANAGER_STATS(STRATA_COPY)
+#undef STRATA_COPY
 }
 
 }  // namespace

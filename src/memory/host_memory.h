@@ -18,6 +18,9 @@ struct HostBufferOptions {
   // Fault the pages in on a background thread (MADV_POPULATE_WRITE, in chunks), so the
   // first stores and loads do not pay for first touch, without delaying start-up.
   bool prefault = false;
+  // Back the buffer with a memfd (MAP_SHARED) that other processes can map through fd():
+  // a `strata daemon`'s G2, which its clients copy to and from directly.
+  bool shared = false;
 };
 
 class HostBuffer {
@@ -25,6 +28,11 @@ class HostBuffer {
   // Maps `bytes` (rounded up to the page size) of zeroed anonymous memory.
   static Result<std::unique_ptr<HostBuffer>> Allocate(size_t bytes,
                                                       const HostBufferOptions& options);
+  // Maps `bytes` of the shared buffer another process allocated, through its memfd `fd`
+  // (taken over: closed with the buffer). InvalidArgument when the file is smaller.
+  // options.huge_pages and shared are implied by the file; pin_for_cuda applies.
+  static Result<std::unique_ptr<HostBuffer>> MapShared(int fd, size_t bytes,
+                                                       const HostBufferOptions& options);
   ~HostBuffer();
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;
@@ -33,6 +41,8 @@ class HostBuffer {
   size_t size() const { return size_; }
   bool huge_pages() const { return huge_pages_; }
   bool pinned() const { return pinned_; }
+  // The memfd of a shared buffer (HostBufferOptions::shared, MapShared), else -1.
+  int fd() const { return fd_; }
   // Why the buffer is not pinned / not on huge pages, for logs ("" when it is or was not asked).
   const std::string& notes() const { return notes_; }
   // Bytes the background prefault has populated so far (== size() when done; 0 without).
@@ -41,10 +51,12 @@ class HostBuffer {
  private:
   HostBuffer() = default;
   void Prefault();
+  void Pin(const HostBufferOptions& options);
 
   std::byte* data_ = nullptr;
   size_t size_ = 0;
   size_t mapped_ = 0;
+  int fd_ = -1;
   bool huge_pages_ = false;
   bool pinned_ = false;
   std::string notes_;

@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 namespace strata {
@@ -38,6 +40,32 @@ TEST(HostBufferTest, PinRequestWithoutDeviceExplainsItself) {
   if (!(*buf)->pinned()) {
     EXPECT_FALSE((*buf)->notes().empty());
   }
+}
+
+// A daemon's G2: another mapping of the memfd sees the same bytes, and the file cannot
+// shrink under a client's mapping (sealed).
+TEST(HostBufferTest, SharedBufferIsSeenThroughAnotherMapping) {
+  for (bool huge : {false, true}) {
+    auto buf = HostBuffer::Allocate(3 << 20, {.huge_pages = huge, .shared = true});
+    ASSERT_TRUE(buf.ok()) << buf.status().ToString();
+    ASSERT_GE((*buf)->fd(), 0);
+    std::memset((*buf)->data(), 0x5a, (*buf)->size());
+    auto view = HostBuffer::MapShared(dup((*buf)->fd()), (*buf)->size(), {});
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_EQ((*view)->data()[(*buf)->size() - 1], std::byte{0x5a});
+    (*view)->data()[7] = std::byte{0x11};
+    EXPECT_EQ((*buf)->data()[7], std::byte{0x11});
+    EXPECT_NE(ftruncate((*buf)->fd(), 4096), 0);
+  }
+}
+
+TEST(HostBufferTest, MappingMoreThanTheSharedFileHoldsIsRefused) {
+  auto buf = HostBuffer::Allocate(1 << 20, {.shared = true});
+  ASSERT_TRUE(buf.ok()) << buf.status().ToString();
+  auto view = HostBuffer::MapShared(dup((*buf)->fd()), size_t{64} << 20, {});
+  ASSERT_FALSE(view.ok());
+  EXPECT_EQ(view.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(view.status().message().find("announced"), std::string::npos);
 }
 
 }  // namespace

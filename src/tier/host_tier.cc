@@ -10,7 +10,8 @@ namespace strata {
 Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& options,
                                                    size_t block_bytes,
                                                    std::unique_ptr<EvictionPolicy> policy,
-                                                   uint32_t staging_slots) {
+                                                   uint32_t staging_slots,
+                                                   bool shared_memory) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   if (block_bytes == 0) return Status::InvalidArgument("HostTier: block_bytes must be > 0");
   const uint64_t blocks = options.capacity_bytes / block_bytes;
@@ -24,7 +25,8 @@ Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& option
   auto buffer = HostBuffer::Allocate((blocks + staging_slots) * block_bytes,
                                      {.huge_pages = options.huge_pages,
                                       .pin_for_cuda = options.pin_for_cuda,
-                                      .prefault = options.prefault});
+                                      .prefault = options.prefault,
+                                      .shared = shared_memory});
   if (!buffer.ok()) return buffer.status();
   if (!policy) policy = MakeLruPolicy();
   return std::unique_ptr<HostTier>(new HostTier(static_cast<uint32_t>(blocks), staging_slots,

@@ -58,11 +58,13 @@ class HostTier {
   };
 
   // `policy` defaults to LRU. `staging_slots` are allocated after the tier's own slots
-  // (numbers capacity_blocks() .. total_slots() - 1). Fails when the capacity holds no block.
+  // (numbers capacity_blocks() .. total_slots() - 1). `shared_memory`: the slots live in a
+  // memfd other processes may map (buffer().fd()). Fails when the capacity holds no block.
   static Result<std::unique_ptr<HostTier>> Create(const HostTierOptions& options,
                                                   size_t block_bytes,
                                                   std::unique_ptr<EvictionPolicy> policy = nullptr,
-                                                  uint32_t staging_slots = 0);
+                                                  uint32_t staging_slots = 0,
+                                                  bool shared_memory = false);
 
   uint32_t capacity_blocks() const { return capacity_; }
   uint32_t total_slots() const { return capacity_ + staging_slots_; }
