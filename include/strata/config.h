@@ -89,6 +89,13 @@
 //               writer_threads         integer 1..64 (threads publishing blocks)
 //               max_queued_writes      integer >= 1 (past it a publication is dropped)
 //               promote_hits           boolean (copy a block loaded from G4 into G2)
+//   [daemon]    socket                 string, non-empty; the `strata daemon` Unix socket: a
+//                                      client attaches to it (BlockManagerOptions::daemon),
+//                                      `strata daemon` listens on it
+//               io_timeout_ms          integer >= 1, ms; longest one call to the daemon may take
+//               connections            integer 1..256; sockets a client opens at most
+//               group                  string, non-empty; `strata daemon`: members of this
+//                                      group may connect too (socket 0660)
 //   [server]    host                   string, non-empty (ServeConfig::host)
 //               port                   integer 0..65535; 0 picks a free port
 //   [engine]    preset                 string, non-empty (ServeConfig::model_preset)
@@ -118,6 +125,7 @@
 //   STRATA_SHARED_PASSWORD   shared.password (better here than in a config file)
 //   STRATA_SHARED_HMAC_KEY   shared.hmac_key (likewise)
 //   STRATA_SHARED_GROUP      shared.group
+//   STRATA_DAEMON_SOCKET     daemon.socket
 //   STRATA_MODEL_FINGERPRINT model.fingerprint
 //   STRATA_HASH              keys.hash
 //   STRATA_TP_RANK           keys.rank
@@ -192,6 +200,8 @@ struct STRATA_EXPORT ServeConfig {
 
 struct STRATA_EXPORT StrataConfig {
   BlockManagerOptions manager;
+  // [daemon] group: `strata daemon` lets this group's members connect. Default: this user only.
+  std::string daemon_group;
   // `strata serve` settings; BlockManager users can ignore them.
   ServeConfig serve;
 

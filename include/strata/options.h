@@ -227,6 +227,26 @@ class STRATA_EXPORT BlockManagerObserver {
   virtual void OnStoreDone(double seconds, size_t blocks) = 0;
 };
 
+// Client mode: the tiers (G2, G3, G4 and their policies) are those of a `strata daemon` on
+// this node, shared with its other clients; G2 is the daemon's shared memory, mapped here, so
+// blocks still move between the device and G2 directly (docs/daemon.md).
+struct STRATA_EXPORT DaemonClientOptions {
+  // The daemon's Unix socket. Empty (default): the tiers live in this process, configured
+  // by the host/disk/hierarchy/shared options; with a socket those are the daemon's.
+  // Env: STRATA_DAEMON_SOCKET.
+  std::string socket;
+  // Longest one call to the daemon may take before it fails and the connection is dropped:
+  // Match then misses and loads and stores fail per block; nothing waits longer. Default 5 s.
+  std::chrono::milliseconds io_timeout{5000};
+  // Once the daemon is lost, calls fail at once and a reconnect is tried at most this
+  // often. Default 200 ms.
+  std::chrono::milliseconds reconnect_interval{200};
+  // Sockets to the daemon, one call at a time each, so concurrent calls do not queue
+  // behind a slow one. Default 8.
+  uint32_t connections = 8;
+  Status Validate() const;
+};
+
 // The engine-facing BlockManager.
 struct STRATA_EXPORT BlockManagerOptions {
   // Identity of the model weights (name, revision, digest); part of every block key. Required.
@@ -255,6 +275,8 @@ struct STRATA_EXPORT BlockManagerOptions {
   uint32_t max_queued_ops = 1024;
   // Latency reports for metrics. Default none.
   std::shared_ptr<BlockManagerObserver> observer;
+  // Attach to a `strata daemon` instead of owning the tiers (client mode). Default: off.
+  DaemonClientOptions daemon;
 
   Status Validate() const;
 };

@@ -32,6 +32,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
+#include "cli/cli_util.h"
+#include "cli/daemon_command.h"
 #include "cli/split.h"
 #include "engine/engine.h"
 #include "engine/model_config.h"
@@ -47,8 +49,13 @@
 namespace strata {
 namespace {
 
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
+using cli::BlockStopSignals;
+using cli::FormatGiB;
+using cli::GiBSize;
+using cli::GiBToBytes;
+using cli::kExitRuntime;
+using cli::kExitUsage;
+using cli::LoadOrReport;
 
 // Parses "1,2,3", "1, 2, 3" or "1 2 3" into token ids; an empty string is no tokens.
 Result<std::vector<TokenId>> ParseTokenList(std::string_view text) {
@@ -86,12 +93,6 @@ std::vector<TokenId> ByteTokens(std::string_view text) {
   tokens.reserve(text.size());
   for (char c : text) tokens.push_back(static_cast<TokenId>(static_cast<unsigned char>(c)));
   return tokens;
-}
-
-Result<StrataConfig> LoadOrReport(const std::string& config_path) {
-  Result<StrataConfig> config = LoadConfig(config_path, ProcessEnv());
-  if (!config.ok()) fmt::print(stderr, "strata: {}\n", config.status().ToString());
-  return config;
 }
 
 // Flushes stdout and turns a write failure (a closed pipe, a full disk) into an exit code.
@@ -182,38 +183,9 @@ struct ServeArgs {
   std::optional<uint64_t> seed;
   bool no_strata = false;
   std::optional<double> device_cache_gb;
-  std::optional<std::string> disk_dir;
-  std::optional<double> disk_gb;
-  std::optional<double> host_gb;
-  std::optional<std::string> shared_fs;     // directory of a filesystem G4
-  std::optional<std::string> shared_redis;  // host:port[,host:port...] of a Redis G4
+  cli::TierFlags tiers;
+  std::optional<std::string> daemon;  // attach to this `strata daemon` socket
 };
-
-constexpr double kBytesPerGiB = double(uint64_t{1} << 30);
-
-uint64_t GiBToBytes(double gib) {
-  return static_cast<uint64_t>(gib * kBytesPerGiB);
-}
-std::string FormatGiB(uint64_t bytes) {
-  return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / kBytesPerGiB);
-}
-
-// Sizes in GiB on the command line: finite, 0 (or, when `positive`, more than 0) up to 1 PiB
-// (bytes fit in 64 bits). CLI::Range lets NaN through and CLI::PositiveNumber prints DBL_MAX
-// in full, so the check and its message are ours.
-CLI::Validator GiBSize(bool positive) {
-  return CLI::Validator(
-      [positive](std::string& text) -> std::string {
-        double v = 0;
-        if (!CLI::detail::lexical_cast(text, v)) return fmt::format("'{}' is not a number", text);
-        constexpr double kMaxGiB = 1024.0 * 1024.0;
-        if (!std::isfinite(v) || v < 0 || (positive && v == 0) || v > kMaxGiB)
-          return fmt::format("must be a finite number of GiB, {} {}; got {}",
-                             positive ? "more than 0 and at most" : "from 0 to", kMaxGiB, text);
-        return "";
-      },
-      positive ? "GiB>0" : "GiB");
-}
 
 // The BlockManager options for the reference engine: the configured tiers and policies,
 // but the model identity and KV layout of the engine's own model. The configuration's
@@ -238,19 +210,8 @@ Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
   if (args.seed) s.seed = *args.seed;
   if (args.no_strata) s.strata_enabled = false;
   if (args.device_cache_gb) s.device_cache_gb = *args.device_cache_gb;
-  if (args.disk_dir) m.disk.directory = *args.disk_dir;
-  if (args.disk_gb) m.disk.capacity_bytes = GiBToBytes(*args.disk_gb);
-  if (args.host_gb) m.host.capacity_bytes = GiBToBytes(*args.host_gb);
-  if (args.shared_fs && args.shared_redis)
-    return Status::InvalidArgument("--shared-fs and --shared-redis: choose one shared tier");
-  if (args.shared_fs) {
-    m.shared.kind = SharedTierKind::kFilesystem;
-    m.shared.directory = *args.shared_fs;
-  }
-  if (args.shared_redis) {
-    m.shared.kind = SharedTierKind::kRedis;
-    m.shared.endpoints = cli::SplitComma(*args.shared_redis);
-  }
+  STRATA_RETURN_IF_ERROR(cli::ApplyTierFlags(args.tiers, &m));
+  if (args.daemon) m.daemon.socket = *args.daemon;
   STRATA_RETURN_IF_ERROR(s.Validate());
   if (s.strata_enabled) {
     // Against the engine's own layout, which the BlockManager will use: a --host-gb that
@@ -279,17 +240,6 @@ BlockManagerOptions ManagerOptionsFor(const StrataConfig& config,
         "the configuration's [model]/[layout] (those describe an external engine)");
   }
   return EngineManagerOptions(config, model);
-}
-
-// Blocks SIGINT and SIGTERM in the calling thread so every thread started afterwards
-// inherits the mask and the signals are only ever taken by sigwait() in RunServe.
-sigset_t BlockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
 }
 
 // The resources of a running server. Destroyed in reverse order of construction:
@@ -354,9 +304,18 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
     stack->manager = std::move(manager).value();
     stack->metrics->AttachBlockManager(stack->manager.get());
     const BlockManagerStats st = stack->manager->stats();
-    tiers = fmt::format("G2 host {} ({} blocks)", FormatGiB(options.host.capacity_bytes),
-                        st.host_capacity_blocks);
-    if (options.disk.capacity_bytes > 0) {
+    if (!options.daemon.socket.empty()) {
+      tiers = fmt::format(
+          "the tiers of the strata daemon at {} (G2 host {} blocks, G3 disk {} blocks{})",
+          options.daemon.socket, st.host_capacity_blocks, st.disk_capacity_blocks,
+          st.shared_enabled ? ", G4 shared" : "");
+    } else {
+      tiers = fmt::format("G2 host {} ({} blocks)", FormatGiB(options.host.capacity_bytes),
+                          st.host_capacity_blocks);
+    }
+    if (!options.daemon.socket.empty()) {
+      // Described above: the daemon's tiers.
+    } else if (options.disk.capacity_bytes > 0) {
       std::error_code ec;
       std::filesystem::path dir =
           std::filesystem::absolute(options.disk.directory, ec).lexically_normal();
@@ -368,7 +327,7 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
     } else {
       tiers += ", no G3 disk tier";
     }
-    if (st.shared_enabled) {
+    if (st.shared_enabled && options.daemon.socket.empty()) {
       const SharedTierOptions& sh = options.shared;
       tiers += fmt::format(", G4 shared {}{}",
                            sh.kind == SharedTierKind::kRedis
@@ -520,27 +479,15 @@ int Main(int argc, char** argv) {
       ->add_option("--device-cache-gb", serve_args.device_cache_gb,
                    "GiB of the engine's paged KV cache (default: engine.device_cache_gb)")
       ->check(GiBSize(/*positive=*/true));
+  cli::AddTierFlags(serve_cmd, &serve_args.tiers);
   serve_cmd
-      ->add_option("--host-gb", serve_args.host_gb,
-                   "GiB of the G2 host tier (default: host.capacity_gb)")
-      ->check(GiBSize(/*positive=*/false));
-  serve_cmd->add_option("--disk-dir", serve_args.disk_dir,
-                        "Directory of the G3 disk tier (default: disk.directory)");
-  serve_cmd
-      ->add_option("--shared-fs", serve_args.shared_fs,
-                   "Share KV blocks with other instances through this directory (a "
-                   "shared mount: NFS, Lustre, WEKA, VAST...); the G4 tier")
-      ->option_text("DIR");
-  serve_cmd
-      ->add_option("--shared-redis", serve_args.shared_redis,
-                   "Share KV blocks with other instances through Redis/Valkey (one node "
-                   "or cluster seeds); the G4 tier. Password: STRATA_SHARED_PASSWORD")
-      ->option_text("HOST:PORT[,...]");
-  serve_cmd
-      ->add_option("--disk-gb", serve_args.disk_gb,
-                   "GiB of the G3 disk tier; 0 disables it (default: disk.capacity_gb)")
-      ->check(GiBSize(/*positive=*/false));
+      ->add_option("--daemon", serve_args.daemon,
+                   "Use the tiers of the strata daemon listening on this Unix socket instead "
+                   "of tiers of its own (default: daemon.socket; the tier flags then do "
+                   "nothing)")
+      ->option_text("SOCKET");
 
+  cli::DaemonCommand daemon(app);
   cli::BenchCommand bench(app);
 
   try {
@@ -558,6 +505,7 @@ int Main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) return RunServe(config_path, serve_args);
   if (bench.parsed()) return bench.Run();
+  if (daemon.parsed()) return daemon.Run(config_path);
   // No subcommand shows the configuration (`strata serve` starts a server, so it is asked for).
   return RunConfig(config_path);
 }

@@ -620,6 +620,24 @@ const Setting kSettings[] = {
        return Status::Ok();
      },
      [](const StrataConfig&) { return std::string("(read into hmac_key)"); }},
+    {"daemon", "socket",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.manager.daemon.socket);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.manager.daemon.socket); }},
+    {"daemon", "io_timeout_ms",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadMillis(n, &c.manager.daemon.io_timeout);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.daemon.io_timeout.count()); }},
+    {"daemon", "connections",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadUInt32(n, 1, 256, &c.manager.daemon.connections);
+     },
+     [](const StrataConfig& c) { return fmt::format("{}", c.manager.daemon.connections); }},
+    {"daemon", "group",
+     [](const toml::node& n, StrataConfig& c) { return ReadNonEmptyString(n, &c.daemon_group); },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.daemon_group); }},
     {"shared", "group",
      [](const toml::node& n, StrataConfig& c) {
        return ReadNonEmptyString(n, &c.manager.shared.group);
@@ -980,6 +998,7 @@ class EnvReader {
     String("STRATA_SHARED_PASSWORD", "shared.password", &o.shared.password);
     String("STRATA_SHARED_HMAC_KEY", "shared.hmac_key", &o.shared.hmac_key);
     String("STRATA_SHARED_GROUP", "shared.group", &o.shared.group);
+    String("STRATA_DAEMON_SOCKET", "daemon.socket", &o.daemon.socket);
 
     String("STRATA_MODEL_FINGERPRINT", "model.fingerprint", &o.model_fingerprint);
     STRATA_RETURN_IF_ERROR(

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/remote_tiers.h"
 #include "manager/request_table.h"
 #include "manager/tier_hierarchy.h"
 #include "manager/transfer_state.h"
@@ -41,14 +42,15 @@ namespace {
 using internal::TransferState;
 
 // The counters the BlockManager keeps itself (the tiers keep theirs: TierService::FillStats).
-#define STRATA_MANAGER_COUNTERS(X)                                                             \
-  X(match_calls)                                                                               \
-  X(match_prompt_blocks) X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) \
-      X(match_hit_blocks_shared) X(matched_tokens) X(load_calls) X(loaded_blocks)              \
-          X(loaded_blocks_from_disk) X(loaded_blocks_from_shared) X(load_failed_blocks)        \
-              X(load_cancelled_blocks) X(loaded_bytes) X(store_calls) X(stored_blocks)         \
-                  X(store_skipped_blocks) X(store_dropped_blocks) X(store_failed_blocks)       \
-                      X(store_cancelled_blocks) X(stored_bytes)
+#define STRATA_MANAGER_COUNTERS(X)                                                                 \
+  X(match_calls)                                                                                   \
+  X(match_prompt_blocks)                                                                           \
+  X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) X(match_hit_blocks_shared) \
+      X(matched_tokens) X(load_calls) X(loaded_blocks) X(loaded_blocks_from_disk)                  \
+          X(loaded_blocks_from_shared) X(load_failed_blocks) X(load_cancelled_blocks)              \
+              X(loaded_bytes) X(store_calls) X(stored_blocks) X(store_skipped_blocks)              \
+                  X(store_dropped_blocks) X(store_failed_blocks) X(store_cancelled_blocks)         \
+                      X(stored_bytes)
 
 // Relaxed atomics: each is exact, the set is not a consistent snapshot.
 struct Counters {
@@ -215,7 +217,7 @@ class BlockManager::Impl {
         })) {
       tiers_->BeginStore(job->reserved);
       const std::vector<uint8_t> ok(n, 0);
-      tiers_->FinishStore(job->keys, job->reserved, ok);
+      (void)tiers_->FinishStore(job->keys, job->reserved, ok);  // gives every slot up
       for (size_t i = 0; i < n; ++i) {
         if (job->reserved[i].state != BlockState::kPending) continue;
         Drop(*state, i,
@@ -289,7 +291,12 @@ class BlockManager::Impl {
     std::vector<Status> per_block;
     if (!todo.empty()) tiers_->Move(TransferOp::kWrite, epoch, devs, slots, &per_block);
     for (size_t k = 0; k < todo.size(); ++k) ok[todo[k]] = per_block[k].ok();
-    tiers_->FinishStore(job.keys, job.reserved, ok);
+    if (Status committed = tiers_->FinishStore(job.keys, job.reserved, ok); !committed.ok()) {
+      for (size_t k = 0; k < todo.size(); ++k) {
+        if (per_block[k].ok()) per_block[k] = committed;
+        ok[todo[k]] = 0;
+      }
+    }
     // Counted before the states are final: a caller that saw the handle finish sees them.
     const size_t stored = static_cast<size_t>(std::count(ok.begin(), ok.end(), 1));
     Add(counters_.stored_blocks, stored);
@@ -337,7 +344,9 @@ class BlockManager::Impl {
         for (size_t k = 0; k < which.size(); ++k)
           if (!moved[k].ok()) result[which[k]] = std::move(moved[k]);
       }
-      tiers_->FinishLoad(round);
+      if (Status held = tiers_->FinishLoad(round); !held.ok()) {
+        for (size_t i : which) result[i] = held;
+      }
       std::erase_if(pending, [&](size_t i) { return job.held[i].tier == Tier::kDevice; });
     }
     Report(job, result);
@@ -408,9 +417,15 @@ class BlockManager::Impl {
 Result<std::unique_ptr<BlockManager>> BlockManager::Create(const BlockManagerOptions& options) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   std::unique_ptr<TierService> tiers;
-  auto local = TierHierarchy::Create(options);
-  if (!local.ok()) return local.status();
-  tiers = std::move(local).value();
+  if (!options.daemon.socket.empty()) {
+    auto remote = daemon::RemoteTiers::Connect(options);
+    if (!remote.ok()) return remote.status();
+    tiers = std::move(remote).value();
+  } else {
+    auto local = TierHierarchy::Create(options);
+    if (!local.ok()) return local.status();
+    tiers = std::move(local).value();
+  }
   return std::unique_ptr<BlockManager>(
       new BlockManager(std::make_unique<Impl>(options, std::move(tiers))));
 }

@@ -310,9 +310,9 @@ void TierHierarchy::BeginStore(std::span<StoreReservation> reservations) {
   }
 }
 
-void TierHierarchy::FinishStore(std::span<const BlockKey> keys,
-                                std::span<const StoreReservation> reservations,
-                                std::span<const uint8_t> ok) {
+Status TierHierarchy::FinishStore(std::span<const BlockKey> keys,
+                                  std::span<const StoreReservation> reservations,
+                                  std::span<const uint8_t> ok) {
   // In chain order, committed together tail-first; the ones that go on to disk stay leased
   // until the offloader has copied them.
   std::vector<uint32_t> written, to_disk, aborted;
@@ -335,7 +335,7 @@ void TierHierarchy::FinishStore(std::span<const BlockKey> keys,
     }
   }
   for (uint32_t slot : aborted) host_->Abort(slot);
-  if (written.empty() && to_disk.empty()) return;
+  if (written.empty() && to_disk.empty()) return Status::Ok();
   host_->Commit(written);
   host_->Commit(to_disk, /*keep_leases=*/true);
   for (size_t i = 0; i < to_disk.size(); ++i) PushToDisk(to_disk_keys[i], to_disk[i]);
@@ -349,6 +349,7 @@ void TierHierarchy::FinishStore(std::span<const BlockKey> keys,
         host_->Unlease(slot);
     }
   }
+  return Status::Ok();
 }
 
 void TierHierarchy::PrepareLoad(std::span<const BlockKey> keys, std::span<Held> held,
@@ -451,7 +452,7 @@ void TierHierarchy::PrepareLoad(std::span<const BlockKey> keys, std::span<Held> 
   }
 }
 
-void TierHierarchy::FinishLoad(LoadRound& round) {
+Status TierHierarchy::FinishLoad(LoadRound& round) {
   // Give the leases back before the caller reports, so a caller that saw the handle finish
   // also sees the blocks evictable again.
   if (!round.host_leases.empty()) host_->Unlease(round.host_leases);
@@ -460,6 +461,7 @@ void TierHierarchy::FinishLoad(LoadRound& round) {
   round.host_leases.clear();
   round.disk_leases.clear();
   round.staging.clear();
+  return Status::Ok();
 }
 
 void TierHierarchy::Move(TransferOp op, uint16_t epoch, std::span<const uint32_t> device_blocks,

@@ -52,11 +52,11 @@ class TierHierarchy final : public TierService {
   void Release(std::span<const Held> held) override;
   void Reserve(std::span<const BlockKey> keys, std::vector<StoreReservation>* out) override;
   void BeginStore(std::span<StoreReservation> reservations) override;
-  void FinishStore(std::span<const BlockKey> keys, std::span<const StoreReservation> reservations,
-                   std::span<const uint8_t> ok) override;
+  Status FinishStore(std::span<const BlockKey> keys, std::span<const StoreReservation> reservations,
+                     std::span<const uint8_t> ok) override;
   void PrepareLoad(std::span<const BlockKey> keys, std::span<Held> held,
                    std::span<const size_t> pending, LoadRound* round) override;
-  void FinishLoad(LoadRound& round) override;
+  Status FinishLoad(LoadRound& round) override;
   void Move(TransferOp op, uint16_t epoch, std::span<const uint32_t> device_blocks,
             std::span<const uint32_t> host_slots, std::vector<Status>* per_block) override;
   Status Pin(std::span<const BlockKey> keys, bool pin) override;

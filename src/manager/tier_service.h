@@ -64,6 +64,7 @@ struct StoreReservation {
 // the round held. Blocks left out (no staging slot free) come in a later round.
 struct LoadRound {
   uint16_t epoch = 0;
+  uint64_t id = 0;             // a daemon's name for the round (RemoteTiers); 0 otherwise
   std::vector<size_t> blocks;  // job indices this round covers
   std::vector<uint32_t> src;   // per covered block: its host slot, or kNoHostSlot (status says why)
   std::vector<Status> status;  // per covered block
@@ -100,17 +101,20 @@ class TierService {
   // (write-back). Clears each victim.
   virtual void BeginStore(std::span<StoreReservation> reservations) = 0;
   // The reserved slots of keys[i] (state kPending) were written when ok[i]: commits those
-  // in chain order and queues them for the lower tiers; gives up the others.
-  virtual void FinishStore(std::span<const BlockKey> keys,
-                           std::span<const StoreReservation> reservations,
-                           std::span<const uint8_t> ok) = 0;
+  // in chain order and queues them for the lower tiers; gives up the others. Not OK: the
+  // reservations were lost before the commit (a daemon gone), so none of them was stored.
+  virtual Status FinishStore(std::span<const BlockKey> keys,
+                             std::span<const StoreReservation> reservations,
+                             std::span<const uint8_t> ok) = 0;
 
   // One round of a load of blocks `pending` (indices into keys/held): see LoadRound. The
   // covered blocks' entries of `held` are consumed (kDevice). Covers at least one pending
   // block unless `pending` is empty.
   virtual void PrepareLoad(std::span<const BlockKey> keys, std::span<Held> held,
                            std::span<const size_t> pending, LoadRound* round) = 0;
-  virtual void FinishLoad(LoadRound& round) = 0;
+  // Gives back what the round held. Not OK: the tiers could not confirm that the round's
+  // slots stayed held until now (a daemon gone), so what was copied from them is not used.
+  virtual Status FinishLoad(LoadRound& round) = 0;
 
   // kRead: host slots -> device blocks; kWrite: device blocks -> host slots, of the epoch
   // the slots were handed out in. (*per_block)[i]: OK, or why block i did not move.

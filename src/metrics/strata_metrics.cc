@@ -293,14 +293,22 @@ Status StrataMetrics::Init() {
 }
 
 void StrataMetrics::AttachBlockManager(const BlockManager* manager) {
-  registry_.WithRenderLock([&] { manager_ = manager; });
+  if (manager == nullptr) return AttachStats(nullptr, 0);
+  AttachStats([manager] { return manager->stats(); }, manager->options().layout.block_bytes());
+}
+
+void StrataMetrics::AttachStats(std::function<BlockManagerStats()> stats, uint64_t block_bytes) {
+  registry_.WithRenderLock([&] {
+    stats_ = std::move(stats);
+    block_bytes_ = block_bytes;
+  });
 }
 
 void StrataMetrics::Collect() {
-  enabled_->Set(manager_ ? 1 : 0);
-  if (!manager_) return;  // every BlockManager series stays at its last value (0 if never set)
-  const BlockManagerStats s = manager_->stats();
-  const uint64_t block_bytes = manager_->options().layout.block_bytes();
+  enabled_->Set(stats_ ? 1 : 0);
+  if (!stats_) return;  // every BlockManager series stays at its last value (0 if never set)
+  const BlockManagerStats s = stats_();
+  const uint64_t block_bytes = block_bytes_;
   Bm& x = *bm_;
 
   x.matched_tokens->SetTotal(D(s.matched_tokens));

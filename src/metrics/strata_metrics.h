@@ -28,6 +28,7 @@
 // Thread-safety: every method may be called from any thread at any time.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,6 +49,9 @@ class StrataMetrics : public server::ServerObserver, public BlockManagerObserver
   // progress has finished, so after AttachBlockManager(nullptr) returns the old manager
   // may be destroyed.
   void AttachBlockManager(const BlockManager* manager);
+  // The same from any source of BlockManagerStats (a `strata daemon`'s tiers), for blocks of
+  // `block_bytes`; a null source detaches.
+  void AttachStats(std::function<BlockManagerStats()> stats, uint64_t block_bytes);
 
   // server::ServerObserver: one finished completion request.
   void OnRequestDone(const server::RequestStats& stats) override;
@@ -71,7 +75,8 @@ class StrataMetrics : public server::ServerObserver, public BlockManagerObserver
   void Collect();  // BlockManagerStats -> metrics; runs under the render lock
 
   Registry registry_;
-  const BlockManager* manager_ = nullptr;  // guarded by the registry's render lock
+  std::function<BlockManagerStats()> stats_;  // guarded by the registry's render lock
+  uint64_t block_bytes_ = 0;                  // likewise
 
   // Children resolved once so that hot paths and scrapes touch only atomics.
   struct Bm;  // the BlockManager-derived series

@@ -99,6 +99,22 @@ Status HierarchyOptions::Validate() const {
   return Status::Ok();
 }
 
+Status DaemonClientOptions::Validate() const {
+  if (socket.empty()) return Status::Ok();
+  if (socket.size() >= 108)
+    return Status::InvalidArgument(
+        fmt::format("daemon.socket '{}' is {} bytes; a Unix socket path must be shorter than 108",
+                    socket, socket.size()));
+  if (io_timeout.count() <= 0)
+    return Status::InvalidArgument("daemon.io_timeout must be more than 0");
+  if (reconnect_interval.count() < 0)
+    return Status::InvalidArgument("daemon.reconnect_interval must not be negative");
+  if (connections == 0 || connections > 256)
+    return Status::InvalidArgument(
+        fmt::format("daemon.connections must be 1..256, got {}", connections));
+  return Status::Ok();
+}
+
 Status BlockManagerOptions::Validate() const {
   if (model_fingerprint.empty())
     return Status::InvalidArgument("BlockManagerOptions.model_fingerprint must not be empty");
@@ -115,6 +131,8 @@ Status BlockManagerOptions::Validate() const {
         fmt::format("BlockManagerOptions.worker_threads must be 1..256, got {}", worker_threads));
   if (max_queued_ops == 0)
     return Status::InvalidArgument("BlockManagerOptions.max_queued_ops must be >= 1");
+  STRATA_RETURN_IF_ERROR(daemon.Validate());
+  if (!daemon.socket.empty()) return Status::Ok();  // the tiers are the daemon's
   STRATA_RETURN_IF_ERROR(host.Validate());
   if (host.capacity_bytes != 0 && host.capacity_bytes < layout.block_bytes())
     return Status::InvalidArgument(

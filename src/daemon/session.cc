@@ -1,0 +1,217 @@
+// Session: a daemon client's ledger of leases, reservations and load rounds (see session.h).
+#include "daemon/session.h"
+
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+namespace strata::daemon {
+namespace {
+
+std::unordered_map<uint32_t, uint32_t>* LedgerOf(Tier tier,
+                                                 std::unordered_map<uint32_t, uint32_t>& host,
+                                                 std::unordered_map<uint32_t, uint32_t>& disk) {
+  if (tier == Tier::kHost) return &host;
+  if (tier == Tier::kDisk) return &disk;
+  return nullptr;  // G4 blocks hold nothing; kDevice: nothing
+}
+
+Status Closed() {
+  return Status::Unavailable("the session was closed");
+}
+
+}  // namespace
+
+Status Session::TakeLeasesLocked(std::span<const Held> held) {
+  // Check first, against counts net of what this call takes, then take: all or nothing.
+  std::unordered_map<uint64_t, uint32_t> want;
+  for (const Held& h : held) {
+    if (LedgerOf(h.tier, host_leases_, disk_leases_) == nullptr) continue;
+    const uint64_t k = (uint64_t{static_cast<uint8_t>(h.tier)} << 32) | h.id;
+    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
+    auto it = ledger->find(h.id);
+    if (it == ledger->end() || ++want[k] > it->second)
+      return Status::InvalidArgument(
+          fmt::format("the client gave back a {} lease on {} {} it does not hold", TierName(h.tier),
+                      h.tier == Tier::kHost ? "slot" : "record", h.id));
+  }
+  for (const Held& h : held) {
+    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
+    if (ledger == nullptr) continue;
+    auto it = ledger->find(h.id);
+    if (--it->second == 0) ledger->erase(it);
+  }
+  return Status::Ok();
+}
+
+void Session::AddLeasesLocked(std::span<const Held> held) {
+  for (const Held& h : held) {
+    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
+    if (ledger != nullptr) ++(*ledger)[h.id];
+  }
+}
+
+Result<MatchReply> Session::Match(std::span<const BlockKey> keys) {
+  TierMatch m;
+  tiers_->Match(keys, &m);
+  {
+    std::lock_guard lock(mu_);
+    if (!closed_) {
+      AddLeasesLocked(m.held);
+      return MatchReply{.held = std::move(m.held),
+                        .from_host = m.from_host,
+                        .from_disk = m.from_disk,
+                        .from_shared = m.from_shared};
+    }
+  }
+  tiers_->Release(m.held);
+  return Closed();
+}
+
+Status Session::Release(std::span<const Held> held) {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Closed();
+    STRATA_RETURN_IF_ERROR(TakeLeasesLocked(held));
+  }
+  tiers_->Release(held);
+  return Status::Ok();
+}
+
+Result<std::vector<StoreReservation>> Session::Reserve(std::span<const BlockKey> keys) {
+  std::vector<StoreReservation> res;
+  tiers_->Reserve(keys, &res);
+  // The client writes the slots as soon as it has the answer: save what they evicted first.
+  tiers_->BeginStore(res);
+  {
+    std::lock_guard lock(mu_);
+    if (!closed_) {
+      for (size_t i = 0; i < res.size(); ++i)
+        if (res[i].state == BlockState::kPending) reserved_[res[i].slot] = keys[i];
+      return res;
+    }
+  }
+  const std::vector<uint8_t> none(res.size(), 0);
+  (void)tiers_->FinishStore(keys, res, none);
+  return Closed();
+}
+
+Status Session::FinishStore(std::span<const StoreOutcome> outcomes) {
+  std::vector<BlockKey> keys;
+  std::vector<StoreReservation> res;
+  std::vector<uint8_t> ok;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Closed();
+    std::unordered_set<uint32_t> seen;
+    for (const StoreOutcome& o : outcomes) {
+      if (!reserved_.contains(o.slot) || !seen.insert(o.slot).second)
+        return Status::InvalidArgument(
+            fmt::format("the client finished a store into G2 slot {} it has not reserved", o.slot));
+    }
+    for (const StoreOutcome& o : outcomes) {
+      auto it = reserved_.find(o.slot);
+      keys.push_back(it->second);
+      res.push_back({.state = BlockState::kPending, .slot = o.slot});
+      ok.push_back(o.ok);
+      reserved_.erase(it);
+    }
+  }
+  return tiers_->FinishStore(keys, res, ok);
+}
+
+Result<LoadRoundReply> Session::PrepareLoad(std::span<const LoadBlock> blocks) {
+  std::vector<BlockKey> keys;
+  std::vector<Held> held;
+  for (const LoadBlock& b : blocks) {
+    keys.push_back(b.key);
+    held.push_back(b.held);
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Closed();
+    STRATA_RETURN_IF_ERROR(TakeLeasesLocked(held));
+  }
+  std::vector<size_t> pending(blocks.size());
+  for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+  LoadRound round;
+  if (!blocks.empty()) tiers_->PrepareLoad(keys, held, pending, &round);
+  LoadRoundReply reply;
+  {
+    std::lock_guard lock(mu_);
+    if (!closed_) {
+      AddLeasesLocked(held);  // the blocks this round did not cover keep theirs
+      reply.round = next_round_++;
+      for (size_t k = 0; k < round.blocks.size(); ++k) {
+        reply.blocks.push_back(static_cast<uint32_t>(round.blocks[k]));
+        reply.src.push_back(round.src[k]);
+        reply.status.push_back(round.status[k]);
+      }
+      rounds_.emplace(reply.round, std::move(round));
+      return reply;
+    }
+  }
+  tiers_->Release(held);
+  (void)tiers_->FinishLoad(round);
+  return Closed();
+}
+
+Status Session::FinishLoad(uint64_t id) {
+  LoadRound round;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return Closed();
+    auto it = rounds_.find(id);
+    if (it == rounds_.end())
+      return Status::InvalidArgument(
+          fmt::format("the client finished load round {} it does not hold", id));
+    round = std::move(it->second);
+    rounds_.erase(it);
+  }
+  return tiers_->FinishLoad(round);
+}
+
+void Session::Close() {
+  std::vector<Held> leases;
+  std::vector<BlockKey> keys;
+  std::vector<StoreReservation> res;
+  std::unordered_map<uint64_t, LoadRound> rounds;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    for (const auto& [slot, n] : host_leases_)
+      leases.insert(leases.end(), n, Held{.tier = Tier::kHost, .id = slot});
+    for (const auto& [record, n] : disk_leases_)
+      leases.insert(leases.end(), n, Held{.tier = Tier::kDisk, .id = record});
+    for (const auto& [slot, key] : reserved_) {
+      keys.push_back(key);
+      res.push_back({.state = BlockState::kPending, .slot = slot});
+    }
+    host_leases_.clear();
+    disk_leases_.clear();
+    reserved_.clear();
+    rounds.swap(rounds_);
+  }
+  tiers_->Release(leases);
+  const std::vector<uint8_t> none(res.size(), 0);
+  (void)tiers_->FinishStore(keys, res, none);  // unfinished stores are never served
+  for (auto& [id, round] : rounds) (void)tiers_->FinishLoad(round);
+}
+
+bool Session::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
+}
+
+Session::Holdings Session::holdings() const {
+  std::lock_guard lock(mu_);
+  Holdings h;
+  for (const auto& [s, n] : host_leases_) h.host_leases += n;
+  for (const auto& [r, n] : disk_leases_) h.disk_leases += n;
+  h.reserved = reserved_.size();
+  h.rounds = rounds_.size();
+  return h;
+}
+
+}  // namespace strata::daemon

@@ -1,0 +1,69 @@
+// Session: one client of a `strata daemon` — everything the daemon handed it (G2 and G3
+// leases, reserved G2 slots, load rounds) in a ledger, so that a client can only give back
+// what it holds, and so that everything it still holds is given back when it goes away
+// (its process died, it was killed, a socket broke): a reservation it did not finish is
+// aborted and never served, a lease ends.
+//
+// Thread-safe: the client's sockets call in concurrently. The ledger's lock is never held
+// across a call into the tiers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "daemon/messages.h"
+#include "manager/tier_hierarchy.h"
+
+namespace strata::daemon {
+
+class Session {
+ public:
+  Session(uint64_t id, std::string token, std::string client, TierHierarchy* tiers)
+      : id_(id), token_(std::move(token)), client_(std::move(client)), tiers_(tiers) {}
+  ~Session() { Close(); }
+
+  uint64_t id() const { return id_; }
+  const std::string& token() const { return token_; }
+  const std::string& client() const { return client_; }
+
+  // Each returns the reply payload, or the protocol violation that ends the session.
+  Result<MatchReply> Match(std::span<const BlockKey> keys);
+  Status Release(std::span<const Held> held);
+  Result<std::vector<StoreReservation>> Reserve(std::span<const BlockKey> keys);
+  Status FinishStore(std::span<const StoreOutcome> outcomes);
+  Result<LoadRoundReply> PrepareLoad(std::span<const LoadBlock> blocks);
+  Status FinishLoad(uint64_t round);
+
+  // Gives back everything the session holds; later calls fail. Idempotent.
+  void Close();
+  bool closed() const;
+
+  struct Holdings {
+    uint64_t host_leases = 0, disk_leases = 0, reserved = 0, rounds = 0;
+  };
+  Holdings holdings() const;
+
+ private:
+  // Moves the leases of `held` out of the ledger: all of them, or (a lease the session does
+  // not hold) none and InvalidArgument.
+  Status TakeLeasesLocked(std::span<const Held> held);
+  void AddLeasesLocked(std::span<const Held> held);
+
+  const uint64_t id_;
+  const std::string token_;
+  const std::string client_;
+  TierHierarchy* const tiers_;
+
+  mutable std::mutex mu_;
+  bool closed_ = false;                                 // GUARDED_BY(mu_)
+  std::unordered_map<uint32_t, uint32_t> host_leases_;  // GUARDED_BY(mu_) slot -> count
+  std::unordered_map<uint32_t, uint32_t> disk_leases_;  // GUARDED_BY(mu_) record -> count
+  std::unordered_map<uint32_t, BlockKey> reserved_;     // GUARDED_BY(mu_) slot -> key
+  std::unordered_map<uint64_t, LoadRound> rounds_;      // GUARDED_BY(mu_)
+  uint64_t next_round_ = 1;                             // GUARDED_BY(mu_)
+};
+
+}  // namespace strata::daemon
