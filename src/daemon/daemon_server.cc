@@ -40,10 +40,6 @@ std::string RandomToken() {
   return HexEncode(bytes);
 }
 
-std::vector<std::byte> OkPayload(const Status& s = Status::Ok()) {
-  return EncodeErrorPayload(s);  // same shape: code (0 = OK) and message
-}
-
 }  // namespace
 
 Result<std::unique_ptr<DaemonServer>> DaemonServer::Start(const BlockManagerOptions& tiers,
@@ -260,59 +256,10 @@ Status DaemonServer::Handle(Connection* c, const FrameHeader& h,
   }
   if (!c->session)
     return Status::InvalidArgument(fmt::format("{} before hello", MessageTypeName(h.type)));
-  Session& s = *c->session;
-  auto reply = [&](MessageType type, std::vector<std::byte> body) {
-    return SendFrame(c->fd, type, h.seq, body);
-  };
-  switch (h.type) {
-    case MessageType::kMatch: {
-      STRATA_ASSIGN_OR_RETURN(std::vector<BlockKey> keys, DecodeKeys(payload));
-      STRATA_ASSIGN_OR_RETURN(MatchReply m, s.Match(keys));
-      return reply(MessageType::kMatchOk, Encode(m));
-    }
-    case MessageType::kRelease: {
-      STRATA_ASSIGN_OR_RETURN(std::vector<Held> held, DecodeHeld(payload));
-      STRATA_RETURN_IF_ERROR(s.Release(held));
-      return reply(MessageType::kOk, OkPayload());
-    }
-    case MessageType::kReserve: {
-      STRATA_ASSIGN_OR_RETURN(std::vector<BlockKey> keys, DecodeKeys(payload));
-      STRATA_ASSIGN_OR_RETURN(std::vector<StoreReservation> res, s.Reserve(keys));
-      return reply(MessageType::kReserveOk, EncodeReservations(res));
-    }
-    case MessageType::kFinishStore: {
-      STRATA_ASSIGN_OR_RETURN(std::vector<StoreOutcome> out, DecodeOutcomes(payload));
-      STRATA_RETURN_IF_ERROR(s.FinishStore(out));
-      return reply(MessageType::kOk, OkPayload());
-    }
-    case MessageType::kPrepareLoad: {
-      STRATA_ASSIGN_OR_RETURN(std::vector<LoadBlock> blocks, DecodeLoadBlocks(payload));
-      STRATA_ASSIGN_OR_RETURN(LoadRoundReply round, s.PrepareLoad(blocks));
-      return reply(MessageType::kPrepareLoadOk, Encode(round));
-    }
-    case MessageType::kFinishLoad: {
-      STRATA_ASSIGN_OR_RETURN(uint64_t round, DecodeU64(payload));
-      STRATA_RETURN_IF_ERROR(s.FinishLoad(round));
-      return reply(MessageType::kOk, OkPayload());
-    }
-    case MessageType::kPin: {
-      STRATA_ASSIGN_OR_RETURN(auto pin, DecodePin(payload));
-      return reply(MessageType::kOk, OkPayload(tiers_->Pin(pin.second, pin.first)));
-    }
-    case MessageType::kFlush:
-      if (!payload.empty()) return Status::InvalidArgument("flush carries no payload");
-      return reply(MessageType::kOk, OkPayload(tiers_->Flush()));
-    case MessageType::kStats: {
-      if (!payload.empty()) return Status::InvalidArgument("stats carries no payload");
-      BlockManagerStats st;
-      tiers_->FillStats(&st);
-      return reply(MessageType::kStatsOk, EncodeStats(st));
-    }
-    default:
-      return Status::InvalidArgument(fmt::format("unexpected message type {} ({})",
-                                                 static_cast<uint16_t>(h.type),
-                                                 MessageTypeName(h.type)));
-  }
+  MessageType type = MessageType::kOk;
+  std::vector<std::byte> body;
+  STRATA_RETURN_IF_ERROR(c->session->Dispatch(h.type, payload, &type, &body));
+  return SendFrame(c->fd, type, h.seq, body);
 }
 
 void DaemonServer::Stop() {

@@ -22,6 +22,67 @@ Status Closed() {
 
 }  // namespace
 
+Status Session::Dispatch(MessageType type, std::span<const std::byte> payload,
+                         MessageType* reply_type, std::vector<std::byte>* reply) {
+  auto answer = [&](MessageType t, std::vector<std::byte> body) {
+    *reply_type = t;
+    *reply = std::move(body);
+    return Status::Ok();
+  };
+  // kOk carries a status: OK, or a Pin's or Flush's own error (not a protocol error).
+  auto ok = [&](const Status& carried = Status::Ok()) {
+    return answer(MessageType::kOk, EncodeErrorPayload(carried));
+  };
+  switch (type) {
+    case MessageType::kMatch: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<BlockKey> keys, DecodeKeys(payload));
+      STRATA_ASSIGN_OR_RETURN(MatchReply m, Match(keys));
+      return answer(MessageType::kMatchOk, Encode(m));
+    }
+    case MessageType::kRelease: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<Held> held, DecodeHeld(payload));
+      STRATA_RETURN_IF_ERROR(Release(held));
+      return ok();
+    }
+    case MessageType::kReserve: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<BlockKey> keys, DecodeKeys(payload));
+      STRATA_ASSIGN_OR_RETURN(std::vector<StoreReservation> res, Reserve(keys));
+      return answer(MessageType::kReserveOk, EncodeReservations(res));
+    }
+    case MessageType::kFinishStore: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<StoreOutcome> out, DecodeOutcomes(payload));
+      STRATA_RETURN_IF_ERROR(FinishStore(out));
+      return ok();
+    }
+    case MessageType::kPrepareLoad: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<LoadBlock> blocks, DecodeLoadBlocks(payload));
+      STRATA_ASSIGN_OR_RETURN(LoadRoundReply round, PrepareLoad(blocks));
+      return answer(MessageType::kPrepareLoadOk, Encode(round));
+    }
+    case MessageType::kFinishLoad: {
+      STRATA_ASSIGN_OR_RETURN(uint64_t round, DecodeU64(payload));
+      STRATA_RETURN_IF_ERROR(FinishLoad(round));
+      return ok();
+    }
+    case MessageType::kPin: {
+      STRATA_ASSIGN_OR_RETURN(auto pin, DecodePin(payload));
+      return ok(tiers_->Pin(pin.second, pin.first));
+    }
+    case MessageType::kFlush:
+      if (!payload.empty()) return Status::InvalidArgument("flush carries no payload");
+      return ok(tiers_->Flush());
+    case MessageType::kStats: {
+      if (!payload.empty()) return Status::InvalidArgument("stats carries no payload");
+      BlockManagerStats st;
+      tiers_->FillStats(&st);
+      return answer(MessageType::kStatsOk, EncodeStats(st));
+    }
+    default:
+      return Status::InvalidArgument(fmt::format(
+          "unexpected message type {} ({})", static_cast<uint16_t>(type), MessageTypeName(type)));
+  }
+}
+
 Status Session::TakeLeasesLocked(std::span<const Held> held) {
   // Check first, against counts net of what this call takes, then take: all or nothing.
   std::unordered_map<uint64_t, uint32_t> want;

@@ -29,6 +29,12 @@ class Session {
   const std::string& token() const { return token_; }
   const std::string& client() const { return client_; }
 
+  // Answers one request after hello: *reply_type and *reply, or the protocol violation
+  // (malformed payload, unexpected type, a lease or slot it does not hold) that ends the
+  // session.
+  Status Dispatch(MessageType type, std::span<const std::byte> payload, MessageType* reply_type,
+                  std::vector<std::byte>* reply);
+
   // Each returns the reply payload, or the protocol violation that ends the session.
   Result<MatchReply> Match(std::span<const BlockKey> keys);
   Status Release(std::span<const Held> held);
