@@ -78,10 +78,11 @@ case "$cmd" in
     build "$ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_BENCH=OFF \
       -- strata_manager_test strata_tier_test strata_transfer_test strata_disk_test \
       strata_disk_crash_child strata_server_test strata_engine_test strata_metrics_test \
-      strata_loadgen_test strata_remote_test strata_integration_test strata_http_test
+      strata_loadgen_test strata_remote_test strata_integration_test strata_http_test \
+      strata_daemon_test
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
       ctest --test-dir "$ROOT/build-tsan" -j "$JOBS" --output-on-failure --timeout 900 \
-      -R 'Concurrency|BlockManager|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk|Hierarchy|Server|ModelTest|KernelsTest|MultiRoundQa|SharedTierTest|FsStore|RedisStore' \
+      -R 'Concurrency|BlockManager|Daemon|WorkerPool|HostTier|TransferEngine|Uring|Posix|Disk|Hierarchy|Server|ModelTest|KernelsTest|MultiRoundQa|SharedTierTest|FsStore|RedisStore' \
       -E 'LargerThanOneGib'
 
     echo "== fuzzing: bounded runs"

@@ -238,9 +238,104 @@ def redis_connection():
     write(h, "huge_length", b"\x00" + get_op + b"$99999999999999\r\nabc")
 
 
+# --- daemon_protocol: the frames a client writes after its hello (daemon_protocol_fuzz.cc;
+# src/daemon/protocol.h, messages.cc): a 16-byte header <magic u32, version u16, type u16,
+# length u32, seq u32>, then the payload, all little-endian. The harness's tier is fresh for
+# every input, so its first reservations get G2 slots 0, 1, 2, ... (HostTier's free stack).
+D_MAGIC = 0x44525453
+(D_HELLO, D_MATCH, D_RELEASE, D_RESERVE, D_FINISH_STORE, D_PREPARE_LOAD, D_FINISH_LOAD, D_PIN,
+ D_FLUSH, D_STATS) = range(1, 11)
+G1, G2, G3, G4 = 1, 2, 3, 4  # Tier: device, host, disk, shared
+
+
+def dframe(kind, payload=b"", seq=0, magic=D_MAGIC, version=1, length=None):
+    n = len(payload) if length is None else length
+    return struct.pack("<IHHII", magic, version, kind, n, seq) + payload
+
+
+def dframes(*frames):  # (type, payload) pairs, numbered from seq 1
+    return b"".join(dframe(kind, payload, seq) for seq, (kind, payload) in enumerate(frames, 1))
+
+
+def dkey(i):
+    return hashlib.sha256(b"daemon block %d" % i).digest()
+
+
+def dstr(s):
+    return struct.pack("<I", len(s)) + s
+
+
+def dkeys(*idx):
+    return struct.pack("<I", len(idx)) + b"".join(dkey(i) for i in idx)
+
+
+def dheld(*held):  # (tier, id)
+    return struct.pack("<I", len(held)) + b"".join(struct.pack("<BI", t, i) for t, i in held)
+
+
+def doutcomes(*out):  # (slot, ok)
+    return struct.pack("<I", len(out)) + b"".join(struct.pack("<IB", s, ok) for s, ok in out)
+
+
+def dload(*blocks):  # (key index, tier, id)
+    return struct.pack("<I", len(blocks)) + b"".join(
+        dkey(k) + struct.pack("<BI", t, i) for k, t, i in blocks)
+
+
+def dpin(pin, *idx):
+    return bytes([pin]) + dkeys(*idx)
+
+
+def daemon_protocol():
+    h = "daemon_protocol"
+    layout = b"1 layers x K/V x 1 heads x 8 dim fp16, 4 tok/block (128 B/block)"
+    hello = (D_HELLO, struct.pack("<I", 4242) + dstr(layout) + struct.pack("<Q", 128) +
+             dstr(b"") + dstr(b"fuzz-engine"))
+    store2 = [(D_RESERVE, dkeys(0, 1)), (D_FINISH_STORE, doutcomes((0, 1), (1, 1)))]
+    write(h, "match_3", dframes((D_MATCH, dkeys(0, 1, 2))))
+    write(h, "store_2", dframes(*store2))
+    write(h, "store_match_release", dframes(*store2, (D_MATCH, dkeys(0, 1, 2)),
+                                            (D_RELEASE, dheld((G2, 0), (G2, 1)))))
+    write(h, "store_match_load", dframes(
+        *store2, (D_MATCH, dkeys(0, 1)), (D_PREPARE_LOAD, dload((0, G2, 0), (1, G2, 1))),
+        (D_FINISH_LOAD, struct.pack("<Q", 1))))
+    write(h, "prepare_load_empty", dframes((D_PREPARE_LOAD, dload()),
+                                           (D_FINISH_LOAD, struct.pack("<Q", 1))))
+    # Gone holding things: a reservation never finished, two leases, a load round.
+    write(h, "store_partial", dframes((D_RESERVE, dkeys(0, 1, 2)),
+                                      (D_FINISH_STORE, doutcomes((0, 1), (1, 0)))))
+    write(h, "gone_holding", dframes(
+        *store2, (D_MATCH, dkeys(0, 1)), (D_MATCH, dkeys(0, 1)),
+        (D_PREPARE_LOAD, dload((0, G2, 0))), (D_RESERVE, dkeys(3))))
+    write(h, "duplicates", dframes((D_RESERVE, dkeys(0, 0)), (D_FINISH_STORE, doutcomes((0, 1))),
+                                   (D_MATCH, dkeys(0, 0, 0)),
+                                   (D_RELEASE, dheld((G2, 0), (G2, 0)))))
+    write(h, "pin_unpin", dframes(*store2, (D_PIN, dpin(1, 0, 1)), (D_STATS, b""),
+                                  (D_PIN, dpin(0, 0)), (D_PIN, dpin(1, 2))))
+    write(h, "hello_stats_flush", dframes(hello, (D_STATS, b""), (D_FLUSH, b"")))
+    # Malformed or refused: each ends the session (or the frame stream) where it stands.
+    write(h, "bad_magic", dframe(D_MATCH, dkeys(0), magic=0x12345678) + dframe(D_STATS))
+    write(h, "version_2", dframe(D_STATS, version=2))
+    write(h, "truncated", dframe(D_MATCH, dkeys(0)[:10], length=100))
+    write(h, "huge_count", dframes((D_MATCH, struct.pack("<I", 0xFFFFFFFF) + dkey(0))))
+    write(h, "padded_keys", dframes((D_RESERVE, dkeys(0) + b"\x00")))
+    write(h, "finish_unreserved", dframes(*store2, (D_FINISH_STORE, doutcomes((5, 1)))))
+    write(h, "finish_twice", dframes((D_RESERVE, dkeys(0)),
+                                     (D_FINISH_STORE, doutcomes((0, 1), (0, 1)))))
+    write(h, "release_unheld", dframes(*store2, (D_MATCH, dkeys(0)),
+                                       (D_RELEASE, dheld((G2, 0), (G2, 0)))))
+    write(h, "load_device_tier", dframes((D_PREPARE_LOAD, dload((0, G1, 0)))))
+    write(h, "load_disk_unheld", dframes((D_PREPARE_LOAD, dload((0, G3, 7)))))
+    write(h, "finish_load_unknown", dframes((D_FINISH_LOAD, struct.pack("<Q", 42))))
+    write(h, "stats_payload", dframes((D_STATS, b"\x00")))
+    write(h, "bad_outcome", dframes((D_RESERVE, dkeys(0)), (D_FINISH_STORE, doutcomes((0, 2)))))
+    write(h, "unknown_type", dframes((0x77, b""), (D_STATS, b"")))
+    write(h, "reply_type", dframes((101, b"")))
+
+
 def main():
     for make in (openai, config, disk_header, disk_meta, object_header, redis_reply,
-                 redis_connection):
+                 redis_connection, daemon_protocol):
         make()
 
 
