@@ -6,9 +6,13 @@
 #include "daemon/daemon_server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -379,6 +383,43 @@ TEST_F(DaemonTest, ADaemonThatGoesAwayFailsFastAndIsReattachedWithG3Recovered) {
   ASSERT_EQ(usable, 4u);
   for (uint32_t i = 0; i < 4; ++i) EXPECT_EQ(a.device->Block(10 + i), before[i]) << i;
   EXPECT_EQ(a.manager->stats().loaded_blocks_from_disk, 4u);
+}
+
+// Another user can neither open the socket (0600) nor, should its mode be widened by
+// mistake, be served: the daemon checks the peer's credentials.
+TEST_F(DaemonTest, AClientOfAnotherUserIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  StartDaemon();
+  struct stat st {};
+  ASSERT_EQ(stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
+  // The child reports: 1 = connect refused, 2 = connected but no hello answer, 0 = served.
+  auto as_nobody = [&]() -> int {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (setgid(65534) != 0 || setuid(65534) != 0) _exit(9);
+      const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path, socket_.c_str(), socket_.size());
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
+      const std::vector<std::byte> hello = Encode(Hello{
+          .pid = 1, .layout = Layout().ToString(), .block_bytes = Layout().block_bytes()});
+      if (!SendFrame(fd, MessageType::kHello, 1, hello).ok()) _exit(2);
+      FrameHeader h;
+      std::vector<std::byte> p;
+      _exit(RecvFrame(fd, &h, &p).ok() ? 0 : 2);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(as_nobody(), 1);
+  ASSERT_EQ(chmod(socket_.c_str(), 0666), 0);  // a mistake: the credentials still decide
+  EXPECT_EQ(as_nobody(), 2);
+  EXPECT_GE(server_->stats().refused, 1u);
+  EXPECT_EQ(server_->stats().sessions, 0u);
 }
 
 }  // namespace
