@@ -739,7 +739,7 @@ const Setting kSettings[] = {
 
 constexpr std::string_view kTables[] = {"model",   "layout", "keys",   "host",
                                         "manager", "disk",   "shared", "hierarchy",
-                                        "server",  "engine", "metrics"};
+                                        "daemon",  "server", "engine", "metrics"};
 
 // "[model], [layout], ... or [metrics]" for error messages.
 std::string TableList(std::string_view last_word) {

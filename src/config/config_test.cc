@@ -737,3 +737,35 @@ TEST(ConfigSharedTierTest, BadValuesAreRejectedWithTheirName) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(ConfigDaemonTest, DaemonKeysFromFileAndTheSocketFromTheEnvironment) {
+  TempToml file(
+      "[daemon]\nsocket = \"/run/strata/a.sock\"\nio_timeout_ms = 750\nconnections = 4\n"
+      "group = \"kv\"\n");
+  Result<StrataConfig> config = LoadConfig(file.path(), FixedEnv({}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.daemon.socket, "/run/strata/a.sock");
+  EXPECT_EQ(config->manager.daemon.io_timeout.count(), 750);
+  EXPECT_EQ(config->manager.daemon.connections, 4u);
+  EXPECT_EQ(config->daemon_group, "kv");
+  EXPECT_NE(DescribeConfig(*config).find("/run/strata/a.sock"), std::string::npos);
+  config = LoadConfig(file.path(), FixedEnv({{"STRATA_DAEMON_SOCKET", "/tmp/b.sock"}}));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->manager.daemon.socket, "/tmp/b.sock");
+  // Out of range, and a path no Unix socket can have.
+  TempToml bad("[daemon]\nconnections = 0\n");
+  Result<StrataConfig> refused = LoadConfig(bad.path(), FixedEnv({}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("daemon.connections"), std::string::npos)
+      << refused.status().ToString();
+  refused = LoadConfig("", FixedEnv({{"STRATA_DAEMON_SOCKET", "/" + std::string(200, 'x')}}));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("shorter than 108"), std::string::npos)
+      << refused.status().ToString();
+}
+
+}  // namespace
+}  // namespace strata

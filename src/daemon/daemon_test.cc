@@ -22,6 +22,9 @@
 #include "daemon/socket_io.h"
 #include "manager/manager_test_util.h"
 #include "strata/block_manager.h"
+#include "strata/strata.h"
+
+#include <fmt/format.h>
 
 namespace strata::daemon {
 namespace {
@@ -385,6 +388,63 @@ TEST_F(DaemonTest, ADaemonThatGoesAwayFailsFastAndIsReattachedWithG3Recovered) {
   EXPECT_EQ(a.manager->stats().loaded_blocks_from_disk, 4u);
 }
 
+// The C API is the same door: a manager created from TOML naming the daemon's socket is a
+// client, and two of them share blocks.
+TEST_F(DaemonTest, CApiManagersConfiguredWithTheSocketShareBlocks) {
+  StartDaemon();
+  const std::string toml = fmt::format(
+      "[model]\nfingerprint = \"c-api\"\n[layout]\nnum_layers = 2\nnum_kv_heads = 2\n"
+      "head_dim = 16\ndtype = \"fp16\"\ntokens_per_block = 4\n[daemon]\nsocket = \"{}\"\n",
+      socket_);
+  strata_manager* a = nullptr;
+  strata_manager* b = nullptr;
+  ASSERT_EQ(strata_manager_create_from_toml(toml.c_str(), STRATA_CONFIG_IGNORE_ENV, &a), STRATA_OK)
+      << strata_last_error();
+  ASSERT_EQ(strata_manager_create_from_toml(toml.c_str(), STRATA_CONFIG_IGNORE_ENV, &b), STRATA_OK)
+      << strata_last_error();
+  EmulatedDevice da(Layout(), 16, DeviceOrder::kBlockMajor),
+      db(Layout(), 16, DeviceOrder::kBlockMajor);
+  auto reg = [](strata_manager* m, EmulatedDevice& d) {
+    strata_device_cache c;
+    strata_device_cache_init(&c);
+    strata_manager_layout(m, &c.layout);
+    c.memory_kind = STRATA_MEMORY_HOST;
+    c.device_order = STRATA_ORDER_BLOCK_MAJOR;
+    c.num_blocks = d.cache.view.num_blocks;
+    c.num_layers = Layout().num_layers;
+    std::vector<void*> bases(d.cache.view.layer_base.begin(), d.cache.view.layer_base.end());
+    c.layer_base = bases.data();
+    return strata_manager_register_device_cache(m, &c);
+  };
+  ASSERT_EQ(reg(a, da), STRATA_OK) << strata_last_error();
+  ASSERT_EQ(reg(b, db), STRATA_OK) << strata_last_error();
+  const auto prompt = Prompt(4 * 3, 77);
+  for (uint32_t i = 0; i < 3; ++i) da.Fill(i, 500 + i);
+  strata_request req;
+  strata_request_init(&req);
+  req.request_id = "c";
+  const uint32_t src[] = {0, 1, 2};
+  strata_store* st = nullptr;
+  ASSERT_EQ(strata_manager_store(a, &req, prompt.data(), prompt.size(), 0, src, 3, &st), STRATA_OK);
+  ASSERT_EQ(strata_store_wait(st, 10000), STRATA_OK);
+  strata_store_destroy(st);
+  strata_match* m = nullptr;
+  ASSERT_EQ(strata_manager_match(b, &req, prompt.data(), prompt.size(), &m), STRATA_OK);
+  const uint32_t dst[] = {5, 6, 7};
+  strata_load* ld = nullptr;
+  ASSERT_EQ(strata_manager_load(b, m, 0, dst, 3, &ld), STRATA_OK) << strata_last_error();
+  ASSERT_EQ(strata_load_wait(ld, 10000), STRATA_OK);
+  size_t usable = 0;
+  ASSERT_EQ(strata_load_usable_blocks(ld, &usable), STRATA_OK);
+  EXPECT_EQ(usable, 3u);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(db.Block(5 + i), da.Block(i)) << i;
+  strata_load_destroy(ld);
+  strata_match_destroy(m);
+  strata_manager_release(b, "c");
+  strata_manager_destroy(a);
+  strata_manager_destroy(b);
+}
+
 // Another user can neither open the socket (0600) nor, should its mode be widened by
 // mistake, be served: the daemon checks the peer's credentials.
 TEST_F(DaemonTest, AClientOfAnotherUserIsRefused) {
@@ -404,8 +464,8 @@ TEST_F(DaemonTest, AClientOfAnotherUserIsRefused) {
       addr.sun_family = AF_UNIX;
       std::memcpy(addr.sun_path, socket_.c_str(), socket_.size());
       if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(1);
-      const std::vector<std::byte> hello = Encode(Hello{
-          .pid = 1, .layout = Layout().ToString(), .block_bytes = Layout().block_bytes()});
+      const std::vector<std::byte> hello = Encode(
+          Hello{.pid = 1, .layout = Layout().ToString(), .block_bytes = Layout().block_bytes()});
       if (!SendFrame(fd, MessageType::kHello, 1, hello).ok()) _exit(2);
       FrameHeader h;
       std::vector<std::byte> p;
