@@ -184,10 +184,17 @@ Status Session::FinishStore(std::span<const StoreOutcome> outcomes) {
 Result<LoadRoundReply> Session::PrepareLoad(std::span<const LoadBlock> blocks) {
   std::vector<BlockKey> keys;
   std::vector<Held> held;
+  // G4 blocks hold no lease, so they are in no ledger and a client may name any key as
+  // one: there must be a G4 tier to read them from.
+  bool from_shared = false;
   for (const LoadBlock& b : blocks) {
     keys.push_back(b.key);
     held.push_back(b.held);
+    from_shared |= b.held.tier == Tier::kShared;
   }
+  if (from_shared && !tiers_->has_shared())
+    return Status::InvalidArgument(
+        "the client loads a G4 shared-tier block, but the daemon has no G4 tier");
   {
     std::lock_guard lock(mu_);
     if (closed_) return Closed();

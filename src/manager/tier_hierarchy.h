@@ -46,6 +46,8 @@ class TierHierarchy final : public TierService {
   // Null without a host tier.
   const HostTier* host() const { return host_.get(); }
   HostSlots host_slots() const;
+  bool has_disk() const { return disk_ != nullptr; }
+  bool has_shared() const { return shared_ != nullptr; }
 
   Status RegisterDevice(const DeviceCache& cache) override;
   void Match(std::span<const BlockKey> keys, TierMatch* out) override;

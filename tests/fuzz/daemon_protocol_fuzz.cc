@@ -54,6 +54,12 @@ void Check(bool ok, const char* what) {
   if (!ok) Fail(what);
 }
 
+// STRATA_FUZZ_TRACE=1: one line per frame on stderr (what an input does, e.g. a seed).
+bool Trace() {
+  static const bool trace = std::getenv("STRATA_FUZZ_TRACE") != nullptr;
+  return trace;
+}
+
 bool Same(const std::vector<std::byte>& a, Bytes b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
@@ -102,7 +108,8 @@ void DecodeAll(Bytes p) {
   if (auto m = DecodeLoadBlocks(p); m.ok())
     Check(Same(EncodeLoadBlocks(*m), p), "prepare_load round trip");
   if (auto m = DecodeU64(p); m.ok()) Check(Same(EncodeU64(*m), p), "u64 round trip");
-  if (auto m = DecodePin(p); m.ok()) Check(Same(EncodePin(m->first, m->second), p), "pin round trip");
+  if (auto m = DecodePin(p); m.ok())
+    Check(Same(EncodePin(m->first, m->second), p), "pin round trip");
   // Not byte-exact (a status OK drops its message; stats may have more or fewer fields):
   // what they accept must decode again from its own encoding.
   if (auto m = DecodeReservations(p); m.ok())
@@ -206,7 +213,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Bytes in(reinterpret_cast<const std::byte*>(data), size);
     while (in.size() >= kHeaderBytes) {
       Result<FrameHeader> h = DecodeHeader(in.first(kHeaderBytes));
-      if (!h.ok()) break;  // the server closes the connection
+      if (!h.ok()) {  // the server closes the connection
+        if (Trace()) std::fprintf(stderr, "stop: %s\n", h.status().ToString().c_str());
+        break;
+      }
       in = in.subspan(kHeaderBytes);
       if (h->length > in.size()) break;  // the client went away mid-frame
       const Bytes payload = in.first(h->length);
@@ -230,6 +240,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       MessageType reply_type = MessageType::kError;
       std::vector<std::byte> reply;
       const Status st = session.Dispatch(h->type, payload, &reply_type, &reply);
+      if (Trace())
+        std::fprintf(
+            stderr, "seq %u %s (%u bytes) -> %s\n", h->seq,
+            std::string(MessageTypeName(h->type)).c_str(), h->length,
+            st.ok() ? std::string(MessageTypeName(reply_type)).c_str() : st.ToString().c_str());
       if (!st.ok()) {
         Check(!st.message().empty(), "a protocol violation says what it was");
         break;  // the server sends kError and closes
@@ -246,8 +261,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     session.Close();
     Check(session.closed(), "closed after Close");
     const Session::Holdings held = session.holdings();
-    Check(held.host_leases == 0 && held.disk_leases == 0 && held.reserved == 0 &&
-              held.rounds == 0,
+    Check(held.host_leases == 0 && held.disk_leases == 0 && held.reserved == 0 && held.rounds == 0,
           "the session holds something after Close");
   }  // ~Session: Close again, idempotent
 
@@ -257,6 +271,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // session committed (and that were not evicted since): nothing else may use a slot.
   uint64_t stored = 0;
   for (const BlockKey& k : reserved) stored += tiers->host()->Contains(k) ? 1 : 0;
+  if (Trace())
+    std::fprintf(stderr, "closed: G2 uses %llu slots, %llu blocks stored, %llu pinned\n",
+                 static_cast<unsigned long long>(st.host_used_blocks),
+                 static_cast<unsigned long long>(stored),
+                 static_cast<unsigned long long>(st.host_pinned_blocks));
   if (st.host_used_blocks != stored) {
     std::fprintf(stderr, "daemon_protocol_fuzz: G2 uses %llu slots, %llu blocks stored\n",
                  static_cast<unsigned long long>(st.host_used_blocks),

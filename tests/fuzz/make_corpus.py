@@ -331,6 +331,11 @@ def daemon_protocol():
     write(h, "bad_outcome", dframes((D_RESERVE, dkeys(0)), (D_FINISH_STORE, doutcomes((0, 2)))))
     write(h, "unknown_type", dframes((0x77, b""), (D_STATS, b"")))
     write(h, "reply_type", dframes((101, b"")))
+    # G4 blocks are in no ledger: a daemon without G4 read them through a null store (the
+    # harness's first finding), or staged them through a null pool when G2 was writing the key.
+    write(h, "regress-load-shared-without-g4", dframes((D_PREPARE_LOAD, dload((0, G4, 0)))))
+    write(h, "regress-load-shared-in-flight", dframes((D_RESERVE, dkeys(0)),
+                                                      (D_PREPARE_LOAD, dload((0, G4, 0)))))
 
 
 def main():
