@@ -259,6 +259,7 @@ Status DaemonServer::Handle(Connection* c, const FrameHeader& h,
   MessageType type = MessageType::kOk;
   std::vector<std::byte> body;
   STRATA_RETURN_IF_ERROR(c->session->Dispatch(h.type, payload, &type, &body));
+  if (type == h.type) return Status::Ok();  // a request without a reply
   return SendFrame(c->fd, type, h.seq, body);
 }
 

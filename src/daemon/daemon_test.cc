@@ -308,6 +308,14 @@ TEST_F(DaemonTest, HostileMessagesCloseTheirConnectionAndTheDaemonServesOn) {
   {
     RawClient raw(socket_);
     raw.Hello();
+    ASSERT_TRUE(raw.Send(MessageType::kReleaseQuietly,
+                         EncodeHeld(std::vector{Held{.tier = Tier::kDisk, .id = 3}}))
+                    .ok());
+    raw.ExpectClosedWithError("does not hold");
+  }
+  {
+    RawClient raw(socket_);
+    raw.Hello();
     ASSERT_TRUE(raw.Send(MessageType::kFinishStore,
                          EncodeOutcomes(std::vector{StoreOutcome{.slot = 5, .ok = 1}}))
                     .ok());

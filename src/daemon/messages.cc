@@ -87,6 +87,7 @@ Result<HelloOk> DecodeHelloOk(std::span<const std::byte> p) {
 
 std::vector<std::byte> EncodeKeys(std::span<const BlockKey> keys) {
   Writer w;
+  w.Reserve(4 + keys.size() * kKeyBytes);
   w.U32(static_cast<uint32_t>(keys.size()));
   for (const BlockKey& k : keys) w.Key(k);
   return std::move(w.data());
@@ -100,6 +101,7 @@ Result<std::vector<BlockKey>> DecodeKeys(std::span<const std::byte> p) {
 
 std::vector<std::byte> Encode(const MatchReply& m) {
   Writer w;
+  w.Reserve(28 + m.held.size() * kHeldBytes);
   w.U64(m.from_host);
   w.U64(m.from_disk);
   w.U64(m.from_shared);
@@ -122,6 +124,7 @@ Result<MatchReply> DecodeMatchReply(std::span<const std::byte> p) {
 
 std::vector<std::byte> EncodeHeld(std::span<const Held> held) {
   Writer w;
+  w.Reserve(4 + held.size() * kHeldBytes);
   w.U32(static_cast<uint32_t>(held.size()));
   for (const Held& h : held) PutHeld(w, h);
   return std::move(w.data());
@@ -136,6 +139,7 @@ Result<std::vector<Held>> DecodeHeld(std::span<const std::byte> p) {
 
 std::vector<std::byte> EncodeReservations(std::span<const StoreReservation> res) {
   Writer w;
+  w.Reserve(4 + res.size() * 10);
   w.U32(static_cast<uint32_t>(res.size()));
   for (const StoreReservation& r : res) {
     w.U8(static_cast<uint8_t>(r.state));
@@ -182,6 +186,7 @@ Result<std::vector<StoreOutcome>> DecodeOutcomes(std::span<const std::byte> p) {
 
 std::vector<std::byte> EncodeLoadBlocks(std::span<const LoadBlock> blocks) {
   Writer w;
+  w.Reserve(4 + blocks.size() * (kKeyBytes + kHeldBytes));
   w.U32(static_cast<uint32_t>(blocks.size()));
   for (const LoadBlock& b : blocks) {
     w.Key(b.key);

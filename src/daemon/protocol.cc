@@ -27,6 +27,8 @@ std::string_view MessageTypeName(MessageType type) {
       return "flush";
     case MessageType::kStats:
       return "stats";
+    case MessageType::kReleaseQuietly:
+      return "release_quietly";
     case MessageType::kHelloOk:
       return "hello_ok";
     case MessageType::kMatchOk:

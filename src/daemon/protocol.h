@@ -26,16 +26,17 @@ inline constexpr size_t kHeaderBytes = 16;
 inline constexpr uint32_t kMaxPayload = 16u << 20;
 
 enum class MessageType : uint16_t {
-  kHello = 1,        // -> kHelloOk (+ the G2 memfd on a session's first socket)
-  kMatch = 2,        // keys -> leased prefix
-  kRelease = 3,      // leases -> kOk
-  kReserve = 4,      // keys -> reservations
-  kFinishStore = 5,  // (slot, ok) -> kOk
-  kPrepareLoad = 6,  // held blocks -> a load round
-  kFinishLoad = 7,   // round id -> kOk
-  kPin = 8,          // keys -> kOk
-  kFlush = 9,        // -> kOk
-  kStats = 10,       // -> kStatsOk
+  kHello = 1,            // -> kHelloOk (+ the G2 memfd on a session's first socket)
+  kMatch = 2,            // keys -> leased prefix
+  kRelease = 3,          // leases -> kOk
+  kReserve = 4,          // keys -> reservations
+  kFinishStore = 5,      // (slot, ok) -> kOk
+  kPrepareLoad = 6,      // held blocks -> a load round
+  kFinishLoad = 7,       // round id -> kOk
+  kPin = 8,              // keys -> kOk
+  kFlush = 9,            // -> kOk
+  kStats = 10,           // -> kStatsOk
+  kReleaseQuietly = 11,  // leases -> no reply (an error still closes the connection)
   kHelloOk = 101,
   kMatchOk = 102,
   kReserveOk = 104,
@@ -70,14 +71,14 @@ class Writer {
     U32(static_cast<uint32_t>(s.size()));
     Raw(s.data(), s.size());
   }
+  void Reserve(size_t bytes) { buf_.reserve(bytes); }
   const std::vector<std::byte>& data() const { return buf_; }
   std::vector<std::byte>& data() { return buf_; }
 
  private:
   void Raw(const void* p, size_t n) {
-    const size_t at = buf_.size();
-    buf_.resize(at + n);
-    if (n > 0) std::memcpy(buf_.data() + at, p, n);
+    const auto* b = static_cast<const std::byte*>(p);
+    buf_.insert(buf_.end(), b, b + n);  // appends without zero-filling first
   }
   std::vector<std::byte> buf_;
 };

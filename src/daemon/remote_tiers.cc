@@ -211,12 +211,15 @@ Result<RemoteTiers::Reply> RemoteTiers::Call(Epoch& e, MessageType type,
   if (st.ok()) {
     const uint32_t seq = e.seq.fetch_add(1, std::memory_order_relaxed);
     st = SendFrame(fd, type, seq, payload);
-    FrameHeader h;
-    if (st.ok()) st = RecvFrame(fd, &h, &reply.payload);
+    const bool one_way = expect == type;  // kReleaseQuietly: nothing comes back
+    FrameHeader h{.type = expect, .seq = seq};
+    if (st.ok() && !one_way) st = RecvFrame(fd, &h, &reply.payload);
     if (st.ok() && h.seq != seq)
       st = Status::InvalidArgument(
           fmt::format("daemon protocol: reply {} to request {}", h.seq, seq));
-    if (st.ok()) {
+    if (st.ok() && one_way) {
+      reply.type = type;
+    } else if (st.ok()) {
       Result<std::vector<std::byte>> body = ExpectOk(h.type, expect, std::move(reply.payload));
       if (body.ok()) {
         reply.type = h.type;
@@ -306,7 +309,10 @@ void RemoteTiers::Release(std::span<const Held> held) {
   if (now.empty()) return;
   std::shared_ptr<Epoch> e = Exactly(epoch);
   if (!e) return;
-  Result<Reply> r = Call(*e, MessageType::kRelease, EncodeHeld(now), MessageType::kOk);
+  // One way: the engine does not wait for it; a lease the daemon does not know ends the
+  // connection, which the next call on that socket sees.
+  Result<Reply> r =
+      Call(*e, MessageType::kReleaseQuietly, EncodeHeld(now), MessageType::kReleaseQuietly);
   if (!r.ok()) NoteFailure(r.status());
 }
 

@@ -71,8 +71,9 @@ class RemoteTiers final : public TierService {
   Result<std::shared_ptr<Epoch>> Current() const;
   // The current epoch if it is `id` and still up.
   std::shared_ptr<Epoch> Exactly(uint16_t id) const;
-  // One request and its reply (of type `expect`) on a socket of `e`; any failure breaks the
-  // epoch (the daemon ends the session when the socket closes).
+  // One request and its reply (of type `expect`; expect == type: a request without a reply)
+  // on a socket of `e`; any failure breaks the epoch (the daemon ends the session when the
+  // socket closes).
   Result<Reply> Call(Epoch& e, MessageType type, std::span<const std::byte> payload,
                      MessageType expect) const;
   // Call on the current epoch; *epoch says which one answered.

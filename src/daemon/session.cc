@@ -1,20 +1,10 @@
 // Session: a daemon client's ledger of leases, reservations and load rounds (see session.h).
 #include "daemon/session.h"
 
-#include <unordered_set>
-
 #include <fmt/format.h>
 
 namespace strata::daemon {
 namespace {
-
-std::unordered_map<uint32_t, uint32_t>* LedgerOf(Tier tier,
-                                                 std::unordered_map<uint32_t, uint32_t>& host,
-                                                 std::unordered_map<uint32_t, uint32_t>& disk) {
-  if (tier == Tier::kHost) return &host;
-  if (tier == Tier::kDisk) return &disk;
-  return nullptr;  // G4 blocks hold nothing; kDevice: nothing
-}
 
 Status Closed() {
   return Status::Unavailable("the session was closed");
@@ -43,6 +33,13 @@ Status Session::Dispatch(MessageType type, std::span<const std::byte> payload,
       STRATA_ASSIGN_OR_RETURN(std::vector<Held> held, DecodeHeld(payload));
       STRATA_RETURN_IF_ERROR(Release(held));
       return ok();
+    }
+    case MessageType::kReleaseQuietly: {
+      STRATA_ASSIGN_OR_RETURN(std::vector<Held> held, DecodeHeld(payload));
+      STRATA_RETURN_IF_ERROR(Release(held));
+      *reply_type = MessageType::kReleaseQuietly;  // no reply
+      reply->clear();
+      return Status::Ok();
     }
     case MessageType::kReserve: {
       STRATA_ASSIGN_OR_RETURN(std::vector<BlockKey> keys, DecodeKeys(payload));
@@ -83,33 +80,30 @@ Status Session::Dispatch(MessageType type, std::span<const std::byte> payload,
   }
 }
 
+LeaseCounts* Session::LedgerOf(Tier tier) {
+  if (tier == Tier::kHost) return &host_leases_;
+  if (tier == Tier::kDisk) return &disk_leases_;
+  return nullptr;  // G4 blocks hold nothing; kDevice: nothing
+}
+
 Status Session::TakeLeasesLocked(std::span<const Held> held) {
-  // Check first, against counts net of what this call takes, then take: all or nothing.
-  std::unordered_map<uint64_t, uint32_t> want;
-  for (const Held& h : held) {
-    if (LedgerOf(h.tier, host_leases_, disk_leases_) == nullptr) continue;
-    const uint64_t k = (uint64_t{static_cast<uint8_t>(h.tier)} << 32) | h.id;
-    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
-    auto it = ledger->find(h.id);
-    if (it == ledger->end() || ++want[k] > it->second)
-      return Status::InvalidArgument(
-          fmt::format("the client gave back a {} lease on {} {} it does not hold", TierName(h.tier),
-                      h.tier == Tier::kHost ? "slot" : "record", h.id));
-  }
-  for (const Held& h : held) {
-    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
-    if (ledger == nullptr) continue;
-    auto it = ledger->find(h.id);
-    if (--it->second == 0) ledger->erase(it);
+  for (size_t i = 0; i < held.size(); ++i) {
+    LeaseCounts* ledger = LedgerOf(held[i].tier);
+    if (ledger == nullptr || ledger->Take(held[i].id)) continue;
+    // Not held: put back what this call took, so nothing changes.
+    for (size_t j = 0; j < i; ++j)
+      if (LeaseCounts* l = LedgerOf(held[j].tier)) l->Add(held[j].id);
+    const Held& h = held[i];
+    return Status::InvalidArgument(
+        fmt::format("the client gave back a {} lease on {} {} it does not hold", TierName(h.tier),
+                    h.tier == Tier::kHost ? "slot" : "record", h.id));
   }
   return Status::Ok();
 }
 
 void Session::AddLeasesLocked(std::span<const Held> held) {
-  for (const Held& h : held) {
-    auto* ledger = LedgerOf(h.tier, host_leases_, disk_leases_);
-    if (ledger != nullptr) ++(*ledger)[h.id];
-  }
+  for (const Held& h : held)
+    if (LeaseCounts* ledger = LedgerOf(h.tier)) ledger->Add(h.id);
 }
 
 Result<MatchReply> Session::Match(std::span<const BlockKey> keys) {
@@ -161,17 +155,20 @@ Status Session::FinishStore(std::span<const StoreOutcome> outcomes) {
   std::vector<BlockKey> keys;
   std::vector<StoreReservation> res;
   std::vector<uint8_t> ok;
+  keys.reserve(outcomes.size());
+  res.reserve(outcomes.size());
+  ok.reserve(outcomes.size());
   {
     std::lock_guard lock(mu_);
     if (closed_) return Closed();
-    std::unordered_set<uint32_t> seen;
-    for (const StoreOutcome& o : outcomes) {
-      if (!reserved_.contains(o.slot) || !seen.insert(o.slot).second)
-        return Status::InvalidArgument(
-            fmt::format("the client finished a store into G2 slot {} it has not reserved", o.slot));
-    }
     for (const StoreOutcome& o : outcomes) {
       auto it = reserved_.find(o.slot);
+      if (it == reserved_.end()) {
+        // Not reserved (or named twice): put back what this call took; the session ends.
+        for (size_t j = 0; j < keys.size(); ++j) reserved_.emplace(res[j].slot, keys[j]);
+        return Status::InvalidArgument(
+            fmt::format("the client finished a store into G2 slot {} it has not reserved", o.slot));
+      }
       keys.push_back(it->second);
       res.push_back({.state = BlockState::kPending, .slot = o.slot});
       ok.push_back(o.ok);
@@ -248,16 +245,13 @@ void Session::Close() {
     std::lock_guard lock(mu_);
     if (closed_) return;
     closed_ = true;
-    for (const auto& [slot, n] : host_leases_)
-      leases.insert(leases.end(), n, Held{.tier = Tier::kHost, .id = slot});
-    for (const auto& [record, n] : disk_leases_)
-      leases.insert(leases.end(), n, Held{.tier = Tier::kDisk, .id = record});
+    host_leases_.Drain([&](uint32_t slot) { leases.push_back({.tier = Tier::kHost, .id = slot}); });
+    disk_leases_.Drain(
+        [&](uint32_t record) { leases.push_back({.tier = Tier::kDisk, .id = record}); });
     for (const auto& [slot, key] : reserved_) {
       keys.push_back(key);
       res.push_back({.state = BlockState::kPending, .slot = slot});
     }
-    host_leases_.clear();
-    disk_leases_.clear();
     reserved_.clear();
     rounds.swap(rounds_);
   }
@@ -275,8 +269,8 @@ bool Session::closed() const {
 Session::Holdings Session::holdings() const {
   std::lock_guard lock(mu_);
   Holdings h;
-  for (const auto& [s, n] : host_leases_) h.host_leases += n;
-  for (const auto& [r, n] : disk_leases_) h.disk_leases += n;
+  h.host_leases = host_leases_.total();
+  h.disk_leases = disk_leases_.total();
   h.reserved = reserved_.size();
   h.rounds = rounds_.size();
   return h;

@@ -78,6 +78,10 @@ TierHierarchy::~TierHierarchy() {
   drop_log_.reset();  // the drops not logged yet
 }
 
+uint32_t TierHierarchy::disk_records() const {
+  return disk_ ? disk_->capacity_records() : 0;
+}
+
 HostSlots TierHierarchy::host_slots() const {
   if (!host_) return {};
   return {.base = host_->data(0), .slots = host_->total_slots()};

@@ -47,6 +47,7 @@ class TierHierarchy final : public TierService {
   const HostTier* host() const { return host_.get(); }
   HostSlots host_slots() const;
   bool has_disk() const { return disk_ != nullptr; }
+  uint32_t disk_records() const;  // 0 without G3
   bool has_shared() const { return shared_ != nullptr; }
 
   Status RegisterDevice(const DeviceCache& cache) override;
