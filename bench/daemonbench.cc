@@ -24,6 +24,9 @@
 //
 // Only the public API (strata/block_manager.h) is used on the engine side, as an engine would;
 // the daemon is daemon::DaemonServer, as `strata daemon` runs it.
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -258,6 +261,41 @@ std::string Dist(const std::vector<double>& v, uint32_t kib, std::string_view mo
       kib, mode, metric, unit, v.size(), Percentile(v, 0.5), Percentile(v, 0.9),
       Percentile(v, 0.99), v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()),
       v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()));
+}
+
+// The floor under every daemon call, measured beside it: a round trip of a request and a
+// reply of the given sizes between two threads over a Unix stream socket pair, nothing else.
+std::vector<double> SocketRoundTrips(size_t request_bytes, size_t reply_bytes, uint32_t iters) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return {};
+  auto exact = [](int fd, void* buf, size_t n, bool write_it) {
+    auto* p = static_cast<char*>(buf);
+    for (size_t done = 0; done < n;) {
+      const ssize_t r = write_it ? write(fd, p + done, n - done) : read(fd, p + done, n - done);
+      if (r <= 0) return false;
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  };
+  std::thread echo([&] {
+    std::vector<char> in(request_bytes), out(reply_bytes);
+    while (exact(fds[1], in.data(), in.size(), false) &&
+           exact(fds[1], out.data(), out.size(), true)) {
+    }
+  });
+  std::vector<char> req(request_bytes, 1), rep(reply_bytes);
+  std::vector<double> us;
+  for (uint32_t i = 0; i < iters + 100; ++i) {
+    const auto t0 = Clock::now();
+    if (!exact(fds[0], req.data(), req.size(), true) ||
+        !exact(fds[0], rep.data(), rep.size(), false))
+      break;
+    if (i >= 100) us.push_back(Us(Clock::now() - t0));
+  }
+  close(fds[0]);
+  echo.join();
+  close(fds[1]);
+  return us;
 }
 
 int Run(const Config& cfg) {
@@ -498,6 +536,14 @@ int Run(const Config& cfg) {
   std::filesystem::remove_all(dir, ec);
 
   // ---- report ------------------------------------------------------------------------
+  // A Match of the latency prompt sends its keys (16 + 4 + 32 B a block) and gets 5 B a block.
+  const std::vector<double> floor_us = SocketRoundTrips(
+      20 + size_t{cfg.latency_blocks} * 32, 44 + size_t{cfg.latency_blocks} * 5, cfg.match_iters);
+  fmt::print(
+      "\nfloor, measured now: a bare Unix-socket round trip between two threads with a Match's "
+      "message sizes ({} B out, {} B back): p50/p99 {:.1f}/{:.1f} µs\n",
+      20 + size_t{cfg.latency_blocks} * 32, 44 + size_t{cfg.latency_blocks} * 5,
+      Percentile(floor_us, 0.5), Percentile(floor_us, 0.99));
   fmt::print("\n{:>8} {:>7} | {:>19} | {:>19} | {:>15} | {:>15} | {:>13} | {:>15} | {:>15}\n",
              "block", "mode", "store GB/s [min-max]", "load GB/s [min-max]", "Match p50/p99 µs",
              "+Release p50/p99", "Release p50", "Store call p50/p99", "Load call p50/p99");
@@ -544,6 +590,8 @@ int Run(const Config& cfg) {
       "each round's two modes having run back to back.)\n\n",
       cfg.latency_blocks);
 
+  json.Line(Dist(floor_us, 0, "socketpair", fmt::format("round_trip_{}blk_us", cfg.latency_blocks),
+                 "us"));
   for (const Row& row : rows) {
     for (const Side& s : row.sides) {
       json.Line(Dist(s.store_gbps, row.kib, s.name, "store_gbps", "GB/s"));
