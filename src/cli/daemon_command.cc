@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -38,7 +39,32 @@ Status AddDaemonMetrics(metrics::StrataMetrics& m, const daemon::DaemonServer* s
       auto* refused,
       r.AddCounter("strata_daemon_refused_connections_total",
                    "Connections refused: another user, or over the connection limit."));
+  STRATA_ASSIGN_OR_RETURN(
+      auto* leased, r.AddGauge("strata_daemon_client_leased_blocks",
+                               "G2 and G3 leases a client holds now (by the client's pid/session).",
+                               {"client", "tier"}));
+  STRATA_ASSIGN_OR_RETURN(
+      auto* pending,
+      r.AddGauge("strata_daemon_client_pending_blocks",
+                 "G2 slots a client reserved and has not finished storing, and the load rounds "
+                 "it holds (by the client's pid/session).",
+                 {"client", "kind"}));
   r.AddCollector([=] {
+    // One series per attached client: those of clients gone are dropped.
+    std::set<std::string> now;
+    for (const daemon::DaemonClientHoldings& c : server->Clients()) {
+      now.insert(c.label);
+      auto set = [](metrics::GaugeFamily* f, std::vector<std::string> labels, uint64_t v) {
+        if (auto g = f->WithLabels(labels); g.ok()) (*g)->Set(static_cast<double>(v));
+      };
+      set(leased, {c.label, "host"}, c.holdings.host_leases);
+      set(leased, {c.label, "disk"}, c.holdings.disk_leases);
+      set(pending, {c.label, "reserved"}, c.holdings.reserved);
+      set(pending, {c.label, "load_rounds"}, c.holdings.rounds);
+    }
+    auto gone = [&](const std::vector<std::string>& labels) { return !now.contains(labels[0]); };
+    leased->RemoveIf(gone);
+    pending->RemoveIf(gone);
     const daemon::DaemonServerStats s = server->stats();
     sessions->Get().Set(static_cast<double>(s.sessions));
     connections->Get().Set(static_cast<double>(s.connections));

@@ -143,6 +143,7 @@ void DaemonServer::AcceptLoop() {
     }
     Connection& c = connections_.emplace_back();
     c.fd = fd;
+    c.pid = peer->pid;
     c.thread = std::thread([this, &c] { Serve(&c); });
   }
 }
@@ -230,7 +231,8 @@ Status DaemonServer::HandleHello(Connection* c, const FrameHeader& h,
       const std::string name =
           fmt::format("client {} (pid {}{}{})", id, hello.pid,
                       hello.client_name.empty() ? "" : ", ", hello.client_name);
-      c->session = std::make_shared<Session>(id, RandomToken(), name, tiers_.get());
+      c->session = std::make_shared<Session>(id, RandomToken(), name,
+                                             fmt::format("{}/{}", c->pid, id), tiers_.get());
       by_token_[c->session->token()] = c->session;
       ++stats_.sessions;
       ++stats_.sessions_total;
@@ -287,6 +289,17 @@ void DaemonServer::Stop() {
     all.splice(all.end(), connections_);
   }
   for (Connection& c : all) c.thread.join();
+}
+
+std::vector<DaemonClientHoldings> DaemonServer::Clients() const {
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [token, session] : by_token_) sessions.push_back(session);
+  }
+  std::vector<DaemonClientHoldings> out;
+  for (const auto& s : sessions) out.push_back({s->label(), s->holdings()});
+  return out;
 }
 
 DaemonServerStats DaemonServer::stats() const {

@@ -47,6 +47,12 @@ struct DaemonServerStats {
   uint64_t refused = 0;                       // other users, over the limit, bad hello
 };
 
+// What one attached client holds now (DaemonServer::Clients).
+struct DaemonClientHoldings {
+  std::string label;  // "<pid>/<session>": the peer's pid (SO_PEERCRED) and session number
+  Session::Holdings holdings;
+};
+
 class DaemonServer {
  public:
   static Result<std::unique_ptr<DaemonServer>> Start(const BlockManagerOptions& tiers,
@@ -62,10 +68,13 @@ class DaemonServer {
   TierHierarchy& tiers() { return *tiers_; }
   const BlockManagerOptions& options() const { return tier_options_; }
   DaemonServerStats stats() const;
+  // Every session attached now and what it holds (metrics with a label per client).
+  std::vector<DaemonClientHoldings> Clients() const;
 
  private:
   struct Connection {
     int fd = -1;
+    pid_t pid = 0;  // the peer's, from SO_PEERCRED
     std::shared_ptr<Session> session;
     std::thread thread;
     bool done = false;

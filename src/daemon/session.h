@@ -54,10 +54,13 @@ class LeaseCounts {
 
 class Session {
  public:
-  Session(uint64_t id, std::string token, std::string client, TierHierarchy* tiers)
+  // `client` names it in logs, `label` in metrics.
+  Session(uint64_t id, std::string token, std::string client, std::string label,
+          TierHierarchy* tiers)
       : id_(id),
         token_(std::move(token)),
         client_(std::move(client)),
+        label_(std::move(label)),
         tiers_(tiers),
         host_leases_(tiers->host_slots().slots),
         disk_leases_(tiers->disk_records()) {}
@@ -66,6 +69,7 @@ class Session {
   uint64_t id() const { return id_; }
   const std::string& token() const { return token_; }
   const std::string& client() const { return client_; }
+  const std::string& label() const { return label_; }
 
   // Answers one request after hello: *reply_type and *reply (*reply_type == type for a
   // request answered by nothing, kReleaseQuietly), or the protocol violation
@@ -101,6 +105,7 @@ class Session {
   const uint64_t id_;
   const std::string token_;
   const std::string client_;
+  const std::string label_;
   TierHierarchy* const tiers_;
 
   mutable std::mutex mu_;

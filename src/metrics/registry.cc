@@ -95,6 +95,13 @@ Result<M*> Family<M>::WithLabels(const std::vector<std::string>& values) {
 }
 
 template <typename M>
+void Family<M>::RemoveIf(const std::function<bool(const std::vector<std::string>&)>& drop) {
+  if (label_names_.empty()) return;
+  std::lock_guard lock(mu_);
+  std::erase_if(children_, [&](const auto& entry) { return drop(entry.first); });
+}
+
+template <typename M>
 void Family<M>::ForEach(
     const std::function<void(const std::vector<std::string>&, const M&)>& fn) const {
   std::lock_guard lock(mu_);

@@ -101,6 +101,11 @@ class Family {
   // The child with these label values (one per label name, in order), created on first
   // use. InvalidArgument when the number of values is wrong.
   Result<M*> WithLabels(const std::vector<std::string>& values);
+  // Drops every child whose label values `keep` rejects (a family with labels only). For
+  // series that come and go with what they describe (one per client of a daemon): a child
+  // dropped is gone from the exposition, and a pointer WithLabels returned for it dangles,
+  // so only the code that sets those series may call this.
+  void RemoveIf(const std::function<bool(const std::vector<std::string>&)>& drop);
   // The only child of a family without labels. Precondition: no label names.
   M& Get() { return *unlabeled_; }
 

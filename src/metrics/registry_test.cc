@@ -46,6 +46,20 @@ TEST(RegistryTest, RendersKnownRegistryExactly) {
             "# TYPE app_empty_total counter\n");
 }
 
+// Series that come and go (one per daemon client): dropped children leave the exposition.
+TEST(RegistryTest, RemoveIfDropsTheChildrenItRejects) {
+  Registry r;
+  auto g = r.AddGauge("app_client_blocks", "Blocks per client.", {"client"});
+  ASSERT_TRUE(g.ok());
+  (*g)->WithLabels({"a"}).value()->Set(1);
+  (*g)->WithLabels({"b"}).value()->Set(2);
+  (*g)->RemoveIf([](const std::vector<std::string>& v) { return v[0] == "a"; });
+  EXPECT_EQ(r.Render(),
+            "# HELP app_client_blocks Blocks per client.\n"
+            "# TYPE app_client_blocks gauge\n"
+            "app_client_blocks{client=\"b\"} 2\n");
+}
+
 TEST(RegistryTest, LabelledHistogramPutsLeLast) {
   Registry r;
   auto h = r.AddHistogram("op_seconds", "Ops.", {"op"}, {1});

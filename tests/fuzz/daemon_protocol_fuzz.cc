@@ -209,7 +209,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   TierHierarchy* tiers = Tiers();
   KeySet pinned, reserved;  // keys this input pinned; keys it got a G2 reservation for
   {
-    Session session(1, "fuzz-token", "fuzz client", tiers);
+    Session session(1, "fuzz-token", "fuzz client", "0/1", tiers);
     Bytes in(reinterpret_cast<const std::byte*>(data), size);
     while (in.size() >= kHeaderBytes) {
       Result<FrameHeader> h = DecodeHeader(in.first(kHeaderBytes));
