@@ -157,12 +157,13 @@ struct BlockManagerStats {
   // G4 shared tier (all zero without one).
   bool shared_enabled = false;
   bool shared_available = false;         // the store answers now
-  uint64_t shared_publish_queued = 0;    // blocks waiting to be published now
+  uint64_t shared_publish_queued = 0;    // blocks waiting to be published now (queue and backlog)
   uint64_t shared_published_blocks = 0;  // written to the store by this node
   uint64_t shared_published_bytes = 0;
   uint64_t shared_publish_present = 0;     // already in the store (another node published it)
   uint64_t shared_publish_failed = 0;      // put errors (store down, timeout, I/O)
-  uint64_t shared_publish_dropped = 0;     // queue full or failed
+  uint64_t shared_publish_dropped = 0;     // failed, queue and backlog full, or evicted
+                                           // from G2 while waiting in the backlog
   uint64_t shared_load_misses = 0;         // matched, then gone at load (evicted by a node)
   uint64_t shared_load_errors = 0;         // corrupt, unavailable, timed out, I/O
   uint64_t shared_corruptions = 0;         // objects that failed verification (removed)
@@ -175,11 +176,12 @@ struct BlockManagerStats {
 // them all (the C API's copy, the daemon protocol's stats message).
 #define STRATA_BLOCK_MANAGER_STATS(X)                                                              \
   X(match_calls)                                                                                   \
-  X(match_prompt_blocks) X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) X(  \
-      match_hit_blocks_shared) X(matched_tokens) X(load_calls) X(loaded_blocks)                    \
-      X(loaded_blocks_from_disk) X(loaded_blocks_from_shared) X(promoted_blocks) X(                \
-          load_failed_blocks) X(load_cancelled_blocks) X(loaded_bytes) X(store_calls)              \
-          X(stored_blocks) X(store_skipped_blocks) X(store_dropped_blocks) X(store_failed_blocks)  \
+  X(match_prompt_blocks)                                                                           \
+  X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) X(match_hit_blocks_shared) \
+      X(matched_tokens) X(load_calls) X(loaded_blocks) X(loaded_blocks_from_disk) X(               \
+          loaded_blocks_from_shared) X(promoted_blocks) X(load_failed_blocks)                      \
+          X(load_cancelled_blocks) X(loaded_bytes) X(store_calls) X(stored_blocks) X(              \
+              store_skipped_blocks) X(store_dropped_blocks) X(store_failed_blocks)                 \
               X(store_cancelled_blocks) X(stored_bytes) X(host_admission_rejects) X(               \
                   active_requests) X(queued_ops) X(host_capacity_blocks) X(host_used_blocks)       \
                   X(host_leased_blocks) X(host_pinned_blocks) X(host_evictions) X(                 \

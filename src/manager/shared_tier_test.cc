@@ -31,6 +31,7 @@ class MemoryStore : public RemoteStore {
   bool available() const override { return up; }
 
   void PutBatch(std::span<Put> puts, const NamespaceFingerprint& ns) override {
+    if (put_delay.count() > 0) std::this_thread::sleep_for(put_delay);
     std::lock_guard lock(mu_);
     for (Put& p : puts) {
       if (!up) {
@@ -104,6 +105,7 @@ class MemoryStore : public RemoteStore {
 
   std::atomic<bool> up{true};
   int get_batches = 0;
+  std::chrono::milliseconds put_delay{0};  // set before the nodes publish
 
  private:
   const size_t block_bytes_;
@@ -328,6 +330,35 @@ TEST_F(SharedTierTest, AStoreThatIsDownIsAMissAndStoresStillComplete) {
   store_->up = true;
   StoreOn(0, Prompt(2 * tpb(), 8), 8);
   EXPECT_EQ(nodes_[0]->stats().shared_published_blocks, 2u);
+}
+
+// A store slower than the node stores: publications past the queue wait in the backlog by
+// key and are all published once the writer catches up (G2 still holds them), none dropped.
+TEST_F(SharedTierTest, ASlowStoreDefersPublicationsInsteadOfDroppingThem) {
+  store_->put_delay = 20ms;
+  BlockManagerOptions o = Options();
+  o.host.capacity_bytes = 64 * layout_.block_bytes();
+  o.shared.writer_threads = 1;
+  o.shared.max_queued_writes = 2;
+  nodes_[0].reset();
+  auto m = BlockManager::Create(o);
+  ASSERT_TRUE(m.ok());
+  nodes_[0] = std::move(m).value();
+  ASSERT_TRUE(nodes_[0]->RegisterDeviceCache(devices_[0]->cache).ok());
+  const auto prompt = Prompt(24 * tpb(), 9);
+  auto keys = nodes_[0]->ComputeKeys(prompt, {"w"});
+  ASSERT_TRUE(keys.ok());
+  std::vector<uint32_t> dev(keys->size());
+  for (uint32_t i = 0; i < dev.size(); ++i) dev[i] = i;
+  auto h = nodes_[0]->Store({"w"}, *keys, dev);
+  ASSERT_TRUE(h.ok() && h->Wait(10s).ok());
+  EXPECT_GT(nodes_[0]->stats().shared_publish_queued, 2u);  // the backlog holds the rest
+  WaitPublished(0, 24);
+  const BlockManagerStats s = nodes_[0]->stats();
+  EXPECT_EQ(s.shared_published_blocks, 24u);
+  EXPECT_EQ(s.shared_publish_dropped, 0u);
+  EXPECT_EQ(s.shared_publish_queued, 0u);
+  EXPECT_EQ(store_->size(), 24u);
 }
 
 TEST_F(SharedTierTest, SharedTierNeedsTheHostTier) {

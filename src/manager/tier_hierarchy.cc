@@ -174,13 +174,22 @@ Status TierHierarchy::OpenShared() {
     if (!store.ok()) return store.status().WithContext("opening the G4 shared tier");
     shared_ = std::move(store).value();
   }
+  // When the queue is full a block waits in a backlog by key (no G2 slot held) and is
+  // published once the writers catch up, if G2 still holds it: a slow store sheds only
+  // what G2 evicted meanwhile.
   shared_offloader_ = std::make_unique<BlockOffloader>(
       "strata-g4-write",
       [this](std::span<const OffloadItem> items, std::span<OffloadOutcome> out) {
         PublishShared(items, out);
       },
       block_bytes_, o.writer_threads, o.max_queued_writes, kOffloadBatch,
-      [this](std::span<const uint32_t> slots) { host_->Unlease(slots); });
+      [this](std::span<const uint32_t> slots) { host_->Unlease(slots); },
+      [this](const BlockKey& key) -> std::optional<uint32_t> {
+        const uint32_t slot = host_->Lease(key);
+        if (slot == HostTier::kNoSlot) return std::nullopt;
+        return slot;
+      },
+      host_->capacity_blocks());
   spdlog::info("strata: G4 shared tier {} ({}){}", shared_->describe(), shared_->kind(),
                shared_->available() ? "" : ": unavailable now, retried in the background");
   return Status::Ok();
@@ -348,9 +357,9 @@ Status TierHierarchy::FinishStore(std::span<const BlockKey> keys,
     for (const BlockKey& key : stored_keys) {
       const uint32_t slot = host_->Lease(key);
       if (slot == HostTier::kNoSlot) continue;  // evicted already
-      if (shared_offloader_->TryPush(key, slot, /*deferrable=*/false) !=
+      if (shared_offloader_->TryPush(key, slot, /*deferrable=*/true) !=
           BlockOffloader::Push::kQueued)
-        host_->Unlease(slot);
+        host_->Unlease(slot);  // waits in the backlog by key, or was dropped (counted)
     }
   }
   return Status::Ok();
@@ -684,12 +693,12 @@ void TierHierarchy::FillStats(BlockManagerStats* s) const {
   s->shared_load_errors = Get(counters_.shared_load_errors);
   if (shared_offloader_) {
     const OffloaderStats o = shared_offloader_->stats();
-    s->shared_publish_queued = o.queued;
+    s->shared_publish_queued = o.queued + o.backlog;
     s->shared_published_blocks = o.written;
     s->shared_published_bytes = o.bytes_written;
     s->shared_publish_present = o.present;
     s->shared_publish_failed = o.failed;
-    s->shared_publish_dropped = o.queue_full + o.failed;
+    s->shared_publish_dropped = o.queue_full + o.failed + o.evicted;
   }
   if (shared_) {
     const RemoteStoreStats r = shared_->stats();
