@@ -47,6 +47,38 @@ constexpr auto kStartDeadline = 60s;
 constexpr auto kRequestDeadline = 120s;
 constexpr auto kExitDeadline = 60s;
 
+// Starts argv[0] with its stdout on a new pipe (*out_fd, the read end) and the environment
+// without STRATA_* / DYN_KVBM_* variables (the test's arguments alone decide the
+// configuration) plus `extra_env` ("NAME=value"). Returns 0, or the errno that failed.
+inline int SpawnWithCleanEnv(std::vector<std::string> argv_s,
+                             const std::vector<std::string>& extra_env, pid_t* pid, int* out_fd) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return errno;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> extra = extra_env;
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view var(*e);
+    if (!var.starts_with("STRATA_") && !var.starts_with("DYN_KVBM_")) envp.push_back(*e);
+  }
+  for (auto& v : extra) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  const int rc = posix_spawn(pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  if (rc != 0) {
+    close(out[0]);
+    return rc;
+  }
+  *out_fd = out[0];
+  return 0;
+}
+
 // A `strata serve` child process. Its stdout (the start-up line and logs) is read on a
 // thread so the child never blocks on a full pipe; stderr is inherited.
 class ServeProcess {
@@ -55,39 +87,16 @@ class ServeProcess {
   // variables (the test's flags alone decide the configuration), and waits for the
   // start-up line. Returns false (with a test failure) when the server does not come up.
   bool Start(const std::vector<std::string>& args) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "pipe2: " << std::strerror(errno);
-      return false;
-    }
     std::vector<std::string> argv_s = {STRATA_CLI, "serve"};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view var(*e);
-      if (var.starts_with("STRATA_") || var.starts_with("DYN_KVBM_")) continue;
-      envp.push_back(*e);
-    }
     // Its own metrics port: any free one, so no fixed port (6880) can collide.
-    static char metrics_port[] = "STRATA_METRICS_PORT=0";
-    envp.push_back(metrics_port);
-    envp.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
+    int out = -1;
+    const int rc = SpawnWithCleanEnv(std::move(argv_s), {"STRATA_METRICS_PORT=0"}, &pid_, &out);
     if (rc != 0) {
-      close(out[0]);
-      ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << std::strerror(rc);
+      ADD_FAILURE() << "spawning " << STRATA_CLI << ": " << std::strerror(rc);
       return false;
     }
-    reader_ = std::thread([this, fd = out[0]] { ReadOutput(fd); });
+    reader_ = std::thread([this, fd = out] { ReadOutput(fd); });
 
     std::unique_lock lock(mu_);
     if (!cv_.wait_for(lock, kStartDeadline, [&] { return port_ != 0 || eof_; })) {

@@ -174,35 +174,74 @@ struct BlockManagerStats {
 
 // Every field of BlockManagerStats in declaration order, as X(name): for code that visits
 // them all (the C API's copy, the daemon protocol's stats message).
-#define STRATA_BLOCK_MANAGER_STATS(X)                                                              \
-  X(match_calls)                                                                                   \
-  X(match_prompt_blocks)                                                                           \
-  X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) X(match_hit_blocks_shared) \
-      X(matched_tokens) X(load_calls) X(loaded_blocks) X(loaded_blocks_from_disk) X(               \
-          loaded_blocks_from_shared) X(promoted_blocks) X(load_failed_blocks)                      \
-          X(load_cancelled_blocks) X(loaded_bytes) X(store_calls) X(stored_blocks) X(              \
-              store_skipped_blocks) X(store_dropped_blocks) X(store_failed_blocks)                 \
-              X(store_cancelled_blocks) X(stored_bytes) X(host_admission_rejects) X(               \
-                  active_requests) X(queued_ops) X(host_capacity_blocks) X(host_used_blocks)       \
-                  X(host_leased_blocks) X(host_pinned_blocks) X(host_evictions) X(                 \
-                      host_index_bytes) X(host_prefaulted_bytes) X(disk_admission_rejects)         \
-                      X(disk_offload_queued) X(disk_offload_deferred) X(disk_offload_blocks) X(    \
-                          disk_offload_bytes) X(disk_offload_present) X(disk_offload_dropped)      \
-                          X(disk_offload_failed) X(disk_writeback_blocks) X(disk_capacity_blocks)  \
-                              X(disk_used_blocks) X(disk_leased_blocks) X(disk_evictions) X(       \
-                                  disk_read_errors) X(disk_corruptions) X(disk_invalidated_blocks) \
-                                  X(disk_recovered_blocks) X(disk_index_bytes) X(disk_direct_io)   \
-                                      X(shared_enabled) X(shared_available)                        \
-                                          X(shared_publish_queued) X(shared_published_blocks)      \
-                                              X(shared_published_bytes) X(shared_publish_present)  \
-                                                  X(shared_publish_failed)                         \
-                                                      X(shared_publish_dropped)                    \
-                                                          X(shared_load_misses)                    \
-                                                              X(shared_load_errors)                \
-                                                                  X(shared_corruptions)            \
-                                                                      X(shared_unavailable_events) \
-                                                                          X(shared_evictions)      \
-                                                                              X(shared_bytes_read)
+// clang-format off
+#define STRATA_BLOCK_MANAGER_STATS(X) \
+  X(match_calls) \
+  X(match_prompt_blocks) \
+  X(match_hit_blocks) \
+  X(match_hit_blocks_host) \
+  X(match_hit_blocks_disk) \
+  X(match_hit_blocks_shared) \
+  X(matched_tokens) \
+  X(load_calls) \
+  X(loaded_blocks) \
+  X(loaded_blocks_from_disk) \
+  X(loaded_blocks_from_shared) \
+  X(promoted_blocks) \
+  X(load_failed_blocks) \
+  X(load_cancelled_blocks) \
+  X(loaded_bytes) \
+  X(store_calls) \
+  X(stored_blocks) \
+  X(store_skipped_blocks) \
+  X(store_dropped_blocks) \
+  X(store_failed_blocks) \
+  X(store_cancelled_blocks) \
+  X(stored_bytes) \
+  X(host_admission_rejects) \
+  X(active_requests) \
+  X(queued_ops) \
+  X(host_capacity_blocks) \
+  X(host_used_blocks) \
+  X(host_leased_blocks) \
+  X(host_pinned_blocks) \
+  X(host_evictions) \
+  X(host_index_bytes) \
+  X(host_prefaulted_bytes) \
+  X(disk_admission_rejects) \
+  X(disk_offload_queued) \
+  X(disk_offload_deferred) \
+  X(disk_offload_blocks) \
+  X(disk_offload_bytes) \
+  X(disk_offload_present) \
+  X(disk_offload_dropped) \
+  X(disk_offload_failed) \
+  X(disk_writeback_blocks) \
+  X(disk_capacity_blocks) \
+  X(disk_used_blocks) \
+  X(disk_leased_blocks) \
+  X(disk_evictions) \
+  X(disk_read_errors) \
+  X(disk_corruptions) \
+  X(disk_invalidated_blocks) \
+  X(disk_recovered_blocks) \
+  X(disk_index_bytes) \
+  X(disk_direct_io) \
+  X(shared_enabled) \
+  X(shared_available) \
+  X(shared_publish_queued) \
+  X(shared_published_blocks) \
+  X(shared_published_bytes) \
+  X(shared_publish_present) \
+  X(shared_publish_failed) \
+  X(shared_publish_dropped) \
+  X(shared_load_misses) \
+  X(shared_load_errors) \
+  X(shared_corruptions) \
+  X(shared_unavailable_events) \
+  X(shared_evictions) \
+  X(shared_bytes_read)
+// clang-format on
 
 class STRATA_EXPORT BlockManager {
  public:

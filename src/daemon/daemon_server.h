@@ -66,7 +66,6 @@ class DaemonServer {
   void Stop();
 
   TierHierarchy& tiers() { return *tiers_; }
-  const BlockManagerOptions& options() const { return tier_options_; }
   DaemonServerStats stats() const;
   // Every session attached now and what it holds (metrics with a label per client).
   std::vector<DaemonClientHoldings> Clients() const;

@@ -158,11 +158,6 @@ std::shared_ptr<RemoteTiers::Epoch> RemoteTiers::Exactly(uint16_t id) const {
   return nullptr;
 }
 
-uint16_t RemoteTiers::epoch() const {
-  std::lock_guard lock(mu_);
-  return current_ && !current_->down.load() ? current_->id : 0;
-}
-
 Result<RemoteTiers::Reply> RemoteTiers::Call(Epoch& e, MessageType type,
                                              std::span<const std::byte> payload,
                                              MessageType expect) const {
@@ -297,18 +292,17 @@ void RemoteTiers::Match(std::span<const BlockKey> keys, TierMatch* out) {
 }
 
 void RemoteTiers::Release(std::span<const Held> held) {
-  std::vector<Held> now;
-  uint16_t epoch = 0;
+  std::shared_ptr<Epoch> e;
   {
     std::lock_guard lock(mu_);
     if (!current_ || current_->down.load()) return;  // the daemon gave them back when we went
-    epoch = current_->id;
+    e = current_;
   }
+  // Leases of an older epoch went with its session.
+  std::vector<Held> now;
   for (const Held& h : held)
-    if (h.epoch == epoch && (h.tier == Tier::kHost || h.tier == Tier::kDisk)) now.push_back(h);
+    if (h.epoch == e->id && (h.tier == Tier::kHost || h.tier == Tier::kDisk)) now.push_back(h);
   if (now.empty()) return;
-  std::shared_ptr<Epoch> e = Exactly(epoch);
-  if (!e) return;
   // One way: the engine does not wait for it; a lease the daemon does not know ends the
   // connection, which the next call on that socket sees.
   Result<Reply> r =

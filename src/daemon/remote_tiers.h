@@ -54,9 +54,6 @@ class RemoteTiers final : public TierService {
   Status Flush() override;
   void FillStats(BlockManagerStats* stats) const override;
 
-  // The epoch now (1 for the first connection); 0 while disconnected.
-  uint16_t epoch() const;
-
  private:
   // One connection to one daemon instance: its session, G2 mapping and sockets.
   struct Epoch;

@@ -37,7 +37,6 @@ class LeaseCounts {
     --total_;
     return true;
   }
-  bool valid(uint32_t id) const { return id < ids_; }
   uint64_t total() const { return total_; }
   // Every lease held, once per count; then none.
   template <class F>

@@ -42,15 +42,30 @@ namespace {
 using internal::TransferState;
 
 // The counters the BlockManager keeps itself (the tiers keep theirs: TierService::FillStats).
-#define STRATA_MANAGER_COUNTERS(X)                                                                 \
-  X(match_calls)                                                                                   \
-  X(match_prompt_blocks)                                                                           \
-  X(match_hit_blocks) X(match_hit_blocks_host) X(match_hit_blocks_disk) X(match_hit_blocks_shared) \
-      X(matched_tokens) X(load_calls) X(loaded_blocks) X(loaded_blocks_from_disk)                  \
-          X(loaded_blocks_from_shared) X(load_failed_blocks) X(load_cancelled_blocks)              \
-              X(loaded_bytes) X(store_calls) X(stored_blocks) X(store_skipped_blocks)              \
-                  X(store_dropped_blocks) X(store_failed_blocks) X(store_cancelled_blocks)         \
-                      X(stored_bytes)
+// clang-format off
+#define STRATA_MANAGER_COUNTERS(X) \
+  X(match_calls) \
+  X(match_prompt_blocks) \
+  X(match_hit_blocks) \
+  X(match_hit_blocks_host) \
+  X(match_hit_blocks_disk) \
+  X(match_hit_blocks_shared) \
+  X(matched_tokens) \
+  X(load_calls) \
+  X(loaded_blocks) \
+  X(loaded_blocks_from_disk) \
+  X(loaded_blocks_from_shared) \
+  X(load_failed_blocks) \
+  X(load_cancelled_blocks) \
+  X(loaded_bytes) \
+  X(store_calls) \
+  X(stored_blocks) \
+  X(store_skipped_blocks) \
+  X(store_dropped_blocks) \
+  X(store_failed_blocks) \
+  X(store_cancelled_blocks) \
+  X(stored_bytes)
+// clang-format on
 
 // Relaxed atomics: each is exact, the set is not a consistent snapshot.
 struct Counters {

@@ -41,12 +41,9 @@ class TierHierarchy final : public TierService {
   // Writes what the offloaders still hold, then stops them.
   ~TierHierarchy() override;
 
-  // The namespace fingerprint every G3 record and G4 object carries.
-  const NamespaceFingerprint& namespace_fingerprint() const { return ns_; }
   // Null without a host tier.
   const HostTier* host() const { return host_.get(); }
   HostSlots host_slots() const;
-  bool has_disk() const { return disk_ != nullptr; }
   uint32_t disk_records() const;  // 0 without G3
   bool has_shared() const { return shared_ != nullptr; }
 

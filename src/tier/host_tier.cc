@@ -10,8 +10,7 @@ namespace strata {
 Result<std::unique_ptr<HostTier>> HostTier::Create(const HostTierOptions& options,
                                                    size_t block_bytes,
                                                    std::unique_ptr<EvictionPolicy> policy,
-                                                   uint32_t staging_slots,
-                                                   bool shared_memory) {
+                                                   uint32_t staging_slots, bool shared_memory) {
   STRATA_RETURN_IF_ERROR(options.Validate());
   if (block_bytes == 0) return Status::InvalidArgument("HostTier: block_bytes must be > 0");
   const uint64_t blocks = options.capacity_bytes / block_bytes;

@@ -33,28 +33,9 @@ class Child {
  public:
   // Starts argv (environment without STRATA_*/DYN_KVBM_* variables); false on failure.
   bool Start(std::vector<std::string> args) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return false;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view var(*e);
-      if (!var.starts_with("STRATA_") && !var.starts_with("DYN_KVBM_")) envp.push_back(*e);
-    }
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    if (rc != 0) {
-      close(out[0]);
-      return false;
-    }
-    reader_ = std::thread([this, fd = out[0]] {
+    int out = -1;
+    if (SpawnWithCleanEnv(std::move(args), {}, &pid_, &out) != 0) return false;
+    reader_ = std::thread([this, fd = out] {
       char buf[4096];
       for (;;) {
         const ssize_t n = read(fd, buf, sizeof buf);

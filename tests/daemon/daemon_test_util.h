@@ -41,7 +41,6 @@ struct HostDevice {
     const size_t layer = cache.view.layer_bytes();
     for (uint32_t l = 0; l < TinyLayout().num_layers; ++l)
       cache.view.layer_base.push_back(memory.data() + l * layer);
-    (void)layer;
   }
   // Block `b` gets the bytes of block `i` of prompt `seed`.
   void Fill(uint32_t b, uint32_t seed, uint32_t i) {
