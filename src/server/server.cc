@@ -158,6 +158,7 @@ struct Call {
           }
           if (include_usage) out += StreamUsageEvent(ctx, usage);
           out += kStreamDoneEvent;
+          ReportLocked(now, event, 200, &stats);  // before the client can see the end
         }
         BeginLocked();
         exchange->Write(std::move(out));
@@ -169,33 +170,40 @@ struct Call {
             const ApiError error = FailureLocked(event.finish_reason, event.error);
             if (event.finish_reason == FinishReason::kError)
               spdlog::warn("strata serve: {} failed: {}", ctx.id, event.error.ToString());
+            ReportLocked(now, event, error.http_status, &stats);  // before the client sees it
             exchange->Respond(ErrorResponse(error));
-            stats.status = error.http_status;
           } else {
+            ReportLocked(now, event, 200, &stats);
             exchange->Respond(
                 {200, kJson, CompletionBody(ctx, text, event.finish_reason, usage), {}});
-            stats.status = 200;
           }
         }
       }
       if (!event.finished) return;
-      if (stream) stats.status = 200;
-      stats.endpoint = EndpointPath(ctx.endpoint);
-      stats.stream = stream;
-      stats.finish_reason = event.finish_reason;
-      stats.prompt_tokens = usage.prompt_tokens;
-      stats.cached_tokens = usage.cached_tokens;
-      stats.completion_tokens = usage.completion_tokens;
-      stats.duration_seconds = Seconds(now - received);
-      stats.ttft_seconds = ttft_seconds;
-      stats.inter_token_seconds = inter_token_seconds;
     }
     {
       std::lock_guard lock(shared->mu);
       shared->inflight.erase(ctx.id);
     }
     shared->cv.notify_all();
-    shared->Report(stats);
+  }
+
+  // The request's final numbers go to the observer before its last bytes go to the client,
+  // so a client that read the whole answer and then scrapes /metrics sees the request. Takes
+  // shared->mu inside mu (nothing takes them the other way round).
+  void ReportLocked(Clock::time_point now, const TokenEvent& event, int status,
+                    RequestStats* stats) {
+    stats->status = status;
+    stats->endpoint = EndpointPath(ctx.endpoint);
+    stats->stream = stream;
+    stats->finish_reason = event.finish_reason;
+    stats->prompt_tokens = usage.prompt_tokens;
+    stats->cached_tokens = usage.cached_tokens;
+    stats->completion_tokens = usage.completion_tokens;
+    stats->duration_seconds = Seconds(now - received);
+    stats->ttft_seconds = ttft_seconds;
+    stats->inter_token_seconds = inter_token_seconds;
+    shared->Report(*stats);
   }
 };
 
