@@ -545,12 +545,18 @@ class Driver:
         return not (self.waiting or self.running or self.loading or self.delayed
                     or self.finished_req_ids)
 
-    def run(self, max_steps: int = 500) -> None:
-        for _ in range(max_steps):
+    def run(self, timeout: float = 120.0) -> None:
+        """Steps until nothing is left to do; between steps with nothing to compute (loads
+        or saves still running) it sleeps a little, as an idle engine would."""
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             self.step()
             if self.idle():
                 return
-        raise AssertionError(f"not idle after {max_steps} steps: waiting "
+            if not self.running:
+                time.sleep(0.001)
+        raise AssertionError(f"not idle after {timeout} s ({self.steps} steps): waiting "
                              f"{[r.req.request_id for r in self.waiting]}, running "
                              f"{[r.req.request_id for r in self.running]}, loading "
                              f"{list(self.loading)}, delayed {list(self.delayed)}")

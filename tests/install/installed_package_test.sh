@@ -44,6 +44,23 @@ cc -std=c99 -Wall -Werror -pedantic "$SRC/examples/c/engine_loop.c" $(pkg-config
 "$WORK/engine_loop_cc" > /dev/null
 unset PKG_CONFIG_PATH
 
+# The Python package, when this build has it: installed into Debian's dist-packages layout
+# and importable from there by Debian's interpreter (the example runs against it).
+PY_PKG=lib/python3/dist-packages/strata
+if [[ -d "$BUILD/python/strata" ]]; then
+  echo "== the strata Python package from $STAGE/$PY_PKG"
+  for f in __init__.py vllm.py _strata.pyi py.typed; do
+    [[ -e "$STAGE/$PY_PKG/$f" ]] || fail "not installed: $PY_PKG/$f"
+  done
+  ls "$STAGE/$PY_PKG"/_strata.*.so > /dev/null || fail "not installed: $PY_PKG/_strata.*.so"
+  (cd "$WORK" && PYTHONPATH="$STAGE/lib/python3/dist-packages" /usr/bin/python3 \
+     "$SRC/examples/python/engine_loop.py") | grep -q "python example: OK" \
+    || fail "examples/python/engine_loop.py against the installed package"
+  PYTHONPATH="$STAGE/lib/python3/dist-packages" /usr/bin/python3 -c \
+    "import strata, strata.vllm; assert strata.__file__.startswith('$STAGE')" \
+    || fail "import strata.vllm from the installed package"
+fi
+
 echo "== cpack -G DEB"
 (cd "$BUILD" && cpack -G DEB -B "$WORK/deb" > "$WORK/cpack.log") || { cat "$WORK/cpack.log"; fail "cpack"; }
 DEB="$(ls "$WORK"/deb/strata_*.deb)"
@@ -57,7 +74,17 @@ for f in ./usr/include/strata/strata.h ./usr/lib/libstrata.so.0 ./usr/lib/cmake/
          ./usr/lib/pkgconfig/strata.pc ./usr/bin/strata; do
   grep -q " $f" "$WORK/deb-contents.txt" || fail "the package lacks $f"
 done
+if [[ -d "$BUILD/python/strata" ]]; then
+  for f in ./usr/$PY_PKG/__init__.py ./usr/$PY_PKG/vllm.py; do
+    grep -q " $f" "$WORK/deb-contents.txt" || fail "the package lacks $f"
+  done
+fi
 dpkg-deb -x "$DEB" "$WORK/unpacked"
+if [[ -d "$BUILD/python/strata" ]]; then
+  (cd "$WORK" && PYTHONPATH="$WORK/unpacked/usr/lib/python3/dist-packages" /usr/bin/python3 \
+     "$SRC/examples/python/engine_loop.py") | grep -q "python example: OK" \
+    || fail "examples/python/engine_loop.py against the .deb"
+fi
 cmake -S "$SRC/examples/cpp" -B "$WORK/cpp-deb" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/unpacked/usr" > "$WORK/cpp-deb.log"
 cmake --build "$WORK/cpp-deb" >> "$WORK/cpp-deb.log"
 "$WORK/cpp-deb/engine_loop" > /dev/null
