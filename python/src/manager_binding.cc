@@ -348,7 +348,9 @@ void BindManager(py::module_& m) {
           [](Manager& s, const py::object& keys) { Check(s.get().Unpin(ToKeyList(keys).span())); },
           py::arg("keys"))
       .def("stats", [](const Manager& s) { return StatsDict(s.get().stats()); })
-      .def("metrics_text", &Manager::MetricsText);
+      .def("metrics_text", &Manager::MetricsText)
+      .def("serve_metrics", &Manager::ServeMetrics, py::arg("host") = "127.0.0.1",
+           py::arg("port") = 0);
 
   m.def(
       "describe_config",

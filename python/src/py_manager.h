@@ -8,6 +8,7 @@
 #include <string>
 
 #include "convert.h"
+#include "metrics/metrics_server.h"
 #include "metrics/strata_metrics.h"
 #include "strata/block_manager.h"
 #include "strata/config.h"
@@ -37,6 +38,7 @@ class Manager {
   void Close() {
     if (!manager_) return;
     py::gil_scoped_release release;  // waits for running loads and stores
+    server_.reset();
     metrics_->AttachBlockManager(nullptr);
     manager_.reset();
   }
@@ -49,10 +51,23 @@ class Manager {
     get();
     return metrics_->Render();
   }
+  // Serves MetricsText() at http://host:port/metrics until the manager closes; the port bound
+  // (port 0 picks a free one). A second call replaces the first server.
+  uint16_t ServeMetrics(const std::string& host, uint16_t port) {
+    get();
+    server_.reset();
+    metrics::MetricsServerOptions options;
+    options.host = host;
+    options.port = port;
+    auto m = metrics_;
+    server_ = Unwrap(metrics::MetricsServer::Start(options, [m] { return m->Render(); }));
+    return server_->port();
+  }
 
  private:
   std::unique_ptr<BlockManager> manager_;
   std::shared_ptr<metrics::StrataMetrics> metrics_;
+  std::unique_ptr<metrics::MetricsServer> server_;
 };
 
 }  // namespace strata::python

@@ -172,6 +172,12 @@ class Manager:
         """Prometheus text exposition of the manager's metrics (kvbm_* and strata_*)."""
         return self._native.metrics_text()
 
+    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        """Serves metrics_text() at http://host:port/metrics (Prometheus) on background
+        threads until close(); returns the port (0 picks a free one). UnavailableError when
+        the address cannot be bound."""
+        return self._native.serve_metrics(host, port)
+
     def close(self) -> None:
         """Cancels queued work, waits for running copies, releases every lease. Idempotent."""
         self._native.close()

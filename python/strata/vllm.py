@@ -89,7 +89,7 @@ except Exception:  # noqa: BLE001  (any failure to import vLLM means: no vLLM)
 # kv_connector_extra_config keys the connector reads itself; every other key is a Strata
 # setting named <table>_<key> or <table>.<key> (docs/configuration.md).
 _CONNECTOR_KEYS = ("config", "async_lookup", "lookup_threads", "kv_cache_layout",
-                   "model_fingerprint")
+                   "model_fingerprint", "metrics_port", "metrics_host")
 
 
 @dataclass
@@ -341,6 +341,7 @@ class StrataConnector(KVConnectorBase_V1):
         self._load_errors: set[int] = set()
         self._cuda = False
         self._stats_base: dict[str, int] = {}
+        self.metrics_port = 0  # where this worker serves Strata's /metrics (0: nowhere)
 
     # ================================ scheduler side ======================================
 
@@ -508,6 +509,15 @@ class StrataConnector(KVConnectorBase_V1):
         spec = self._m.worker.register_kv_caches(kv_caches)
         self._cuda = spec.memory == "cuda"
         self._stats_base = dict(self._m.worker.stats())
+        # Strata's own /metrics of this rank's manager: metrics_port + rank.
+        extra = _extra_config(self._vllm_config)
+        port = int(extra.get("metrics_port") or 0)
+        if port > 0 and not self._m.local:
+            self.metrics_port = self._m.worker.serve_metrics(
+                port + self._m.rank, str(extra.get("metrics_host") or "127.0.0.1"))
+        elif port > 0 and self._m.rank == 0:
+            self.metrics_port = self._m.worker.serve_metrics(
+                port, str(extra.get("metrics_host") or "127.0.0.1"))
 
     def register_cross_layers_kv_cache(self, kv_cache: Any, attn_backend: Any) -> None:
         raise NotSupportedError("StrataConnector takes per-layer KV caches "

@@ -222,3 +222,18 @@ def test_reference_model_kv_is_zero_copy():
     assert layers[0][3].abs().sum() > 0  # the model wrote K/V into block 3 of our view
     del r  # the views keep the model alive
     assert float(layers[0][3].abs().sum()) > 0
+
+
+def test_serve_metrics_over_http():
+    import urllib.request
+    m = manager()
+    m.register_kv_caches(fa_caches())
+    m.match(list(range(16)), "a")
+    m.release("a")
+    port = m.serve_metrics(0)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert body == m.metrics_text() or "# TYPE" in body
+    assert "kvbm_" in body or "strata_" in body
+    m.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)

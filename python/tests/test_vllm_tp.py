@@ -35,10 +35,10 @@ def tp(daemon_factory):
     vd.env_for_children()
     started = []
 
-    def start(num_blocks=64, **daemon_kw):
+    def start(num_blocks=64, extra=None, **daemon_kw):
         daemon = daemon_factory(rank_layout(), **daemon_kw)
         config = vd.make_config(TP, {"daemon_socket": daemon.socket,
-                                     "daemon_io_timeout_ms": 1000})
+                                     "daemon_io_timeout_ms": 1000, **(extra or {})})
         factory = vd.FakeModelFactory(heads_per_rank=HEADS // TP, num_blocks=num_blocks)
         workers = [vd.RemoteWorker(config, r, factory) for r in range(TP)]
         driver = vd.Driver(config, workers, num_blocks, prefix_caching=False)
@@ -53,8 +53,23 @@ def tp(daemon_factory):
             pass
 
 
+def _free_port_pair() -> int:
+    import socket
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two adjacent free ports")
+
+
 def test_every_rank_loads_its_own_shard_bit_exact(tp):
-    d, daemon, _, _ = tp()
+    base = _free_port_pair()
+    d, daemon, _, _ = tp(extra={"metrics_port": base})
     p = prompt(1, 6 * BS + 9)
     d.add(vf.Request("a", p, max_tokens=2))
     d.run()
@@ -67,6 +82,15 @@ def test_every_rank_loads_its_own_shard_bit_exact(tp):
     for s in d.stats:
         total = s if total is None else total.aggregate(s)
     assert total.reduce()["loaded_blocks"] == TP * 6
+    # Each rank serves Strata's /metrics of its manager at metrics_port + rank.
+    import urllib.request
+    for rank, w in enumerate(d.workers):
+        port = w.call(vd.worker_metrics_port)
+        assert port == base + rank
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        line = [x for x in body.decode().splitlines()
+                if x.startswith("strata_loads_total") or x.startswith("strata_store_blocks_total")]
+        assert line, body.decode()[:500]
 
 
 def _store_shard(config, factory, rank: int, tokens: list[int], blocks: int) -> None:

@@ -184,6 +184,11 @@ class Worker:
         self.connector.shutdown()
 
 
+def worker_metrics_port(w: Worker) -> int:
+    """Where a worker serves Strata's /metrics (for RemoteWorker.call)."""
+    return w.connector.metrics_port
+
+
 def _worker_main(conn: Any, vllm_config: vf.VllmConfig, rank: int, factory: Any) -> None:
     try:
         w = Worker(vllm_config, rank, factory)
