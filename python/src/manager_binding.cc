@@ -349,8 +349,12 @@ void BindManager(py::module_& m) {
           py::arg("keys"))
       .def("stats", [](const Manager& s) { return StatsDict(s.get().stats()); })
       .def("metrics_text", &Manager::MetricsText)
-      .def("serve_metrics", &Manager::ServeMetrics, py::arg("host") = "127.0.0.1",
-           py::arg("port") = 0);
+      .def(
+          "serve_metrics",
+          [](Manager& s, uint16_t port, const std::string& host) {
+            return s.ServeMetrics(host, port);
+          },
+          py::arg("port") = 0, py::arg("host") = "127.0.0.1");
 
   m.def(
       "describe_config",

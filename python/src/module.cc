@@ -8,6 +8,8 @@
 #include <limits>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 #include "convert.h"
 #include "strata/version.h"
 
@@ -139,6 +141,8 @@ void RegisterErrors(py::module_& m) {
       "strata._strata.StrataError",
       "A Strata call failed. `code` is the status code's name (e.g. 'invalid_argument').",
       PyExc_Exception, nullptr);
+  if (PyObject_SetAttrString(g_base_error, "code", py::str("unknown").ptr()) != 0)
+    throw py::error_already_set();
   m.add_object("StrataError", py::handle(g_base_error));
   const ErrorClass classes[] = {
       {StatusCode::kInvalidArgument, "InvalidArgumentError", PyExc_ValueError},
@@ -160,6 +164,10 @@ void RegisterErrors(py::module_& m) {
     PyObject* type =
         PyErr_NewException((std::string("strata._strata.") + c.name).c_str(), bases.ptr(), nullptr);
     if (type == nullptr) throw py::error_already_set();
+    // The code as a class attribute too, so errors raised from Python carry it.
+    if (PyObject_SetAttrString(type, "code",
+                               py::str(std::string(StatusCodeName(c.code))).ptr()) != 0)
+      throw py::error_already_set();
     g_errors[static_cast<size_t>(c.code)] = type;
     m.add_object(c.name, py::handle(type));
   }
@@ -181,6 +189,16 @@ PYBIND11_MODULE(_strata, m) {
   m.doc() = "Native part of the strata package: the BlockManager and its handles.";
   m.attr("__version__") = STRATA_VERSION_STRING;
   RegisterErrors(m);
+  m.def(
+      "set_log_level",
+      [](const std::string& level) {
+        const auto l = spdlog::level::from_str(level);
+        if (l == spdlog::level::off && level != "off")
+          throw py::value_error("log level must be trace, debug, info, warning, error, "
+                                "critical or off, not '" + level + "'");
+        spdlog::set_level(l);
+      },
+      py::arg("level"), "Strata's log level (its C++ log lines go to stdout).");
   BindManager(m);
   BindEngine(m);
   BindBench(m);

@@ -19,6 +19,7 @@ is :class:`strata.vllm.StrataConnector` (docs/vllm.md).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Sequence
 
 from . import _config, _layout
@@ -26,7 +27,7 @@ from ._strata import (  # noqa: F401  (re-exported)
     AlreadyExistsError, CancelledError, CorruptionError, InternalError, InvalidArgumentError,
     IoError, KeyList, LoadHandle, Match, NotFoundError, NotSupportedError, ReferenceModel,
     ResourceExhaustedError, StoreHandle, StrataError, TimedOutError, UnavailableError,
-    __version__)
+    __version__, set_log_level)
 from . import _strata
 from ._layout import CacheSpec, describe as describe_kv_caches  # noqa: F401
 
@@ -35,12 +36,14 @@ __all__ = [
     "describe_kv_caches", "describe_config", "StrataError", "InvalidArgumentError",
     "NotFoundError", "AlreadyExistsError", "ResourceExhaustedError", "UnavailableError",
     "IoError", "CorruptionError", "CancelledError", "TimedOutError", "NotSupportedError",
-    "InternalError", "__version__",
+    "InternalError", "__version__", "set_log_level",
 ]
 
 
 def describe_config(config: Any = None, *, use_env: bool = True, **overrides: Any) -> str:
     """The resolved configuration as ``strata config`` prints it: every value and its source."""
+    if config is None and use_env and os.environ.get("STRATA_CONFIG"):
+        config = os.environ["STRATA_CONFIG"]
     toml, name = _config.resolve(config, overrides)
     return _strata.describe_config(toml, name, use_env)
 
@@ -56,11 +59,14 @@ class Manager:
         ``daemon_socket="/run/strata/strata.sock"``) or ``**{"host.capacity_gb": 1}``;
         they win over ``config`` (and the environment wins over both, as in the C API).
 
+    With ``config`` None and ``use_env``, $STRATA_CONFIG names the file, as in the C API.
     Raises InvalidArgumentError naming the key for a bad setting, IoError for an unreadable
     file, UnavailableError when a configured daemon cannot be reached.
     """
 
     def __init__(self, config: Any = None, *, use_env: bool = True, **overrides: Any):
+        if config is None and use_env and os.environ.get("STRATA_CONFIG"):
+            config = os.environ["STRATA_CONFIG"]  # as the C API's create_from_file(NULL)
         toml, name = _config.resolve(config, overrides)
         self._native = _strata.Manager(toml, name, use_env)
         self._kv_caches: Any = None  # keeps registered tensors alive
@@ -104,6 +110,8 @@ class Manager:
                                     block_size=self.tokens_per_block)
         except ValueError as e:
             raise InvalidArgumentError(str(e)) from None
+        if spec.layout["dtype"] == "u8" and self.layout["dtype"].startswith("fp8"):
+            spec.layout["dtype"] = self.layout["dtype"]  # vLLM keeps fp8 caches as uint8
         diff = _layout.mismatches(self.layout, spec.layout)
         if diff:
             raise InvalidArgumentError(
@@ -176,7 +184,7 @@ class Manager:
         """Serves metrics_text() at http://host:port/metrics (Prometheus) on background
         threads until close(); returns the port (0 picks a free one). UnavailableError when
         the address cannot be bound."""
-        return self._native.serve_metrics(host, port)
+        return self._native.serve_metrics(port, host)
 
     def close(self) -> None:
         """Cancels queued work, waits for running copies, releases every lease. Idempotent."""

@@ -23,6 +23,7 @@ LAYOUTS = ("flash_attn", "flash_infer", "mla")
 _TORCH_DTYPES = {
     "torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16",
     "torch.float8_e4m3fn": "fp8_e4m3", "torch.float8_e5m2": "fp8_e5m2",
+    "torch.uint8": "u8",  # vLLM's fp8 caches (--kv-cache-dtype fp8): bytes of fp8 values
 }
 _NUMPY_DTYPES = {"float32": "fp32", "float16": "fp16"}
 

@@ -201,6 +201,18 @@ def _tp_rank(vllm_config: Any) -> int:
         return int(getattr(pc, "rank", 0)) % max(1, int(pc.tensor_parallel_size))
 
 
+def _config_file_daemon(config: Any) -> str:
+    """[daemon] socket of a Strata TOML file, or ''."""
+    if not config:
+        return ""
+    import tomllib
+    try:
+        with open(config, "rb") as f:
+            return str(tomllib.load(f).get("daemon", {}).get("socket", "") or "")
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""  # the Manager reports the file's problem with its path
+
+
 # Managers shared by the two roles of one engine in one process (no daemon): engine id ->
 # [Manager, users]; closed when the last user shuts down.
 _local_managers: dict[str, list[Any]] = {}
@@ -225,7 +237,7 @@ class _Managers:
         ranks = 1 if self.shape.mla else self.shape.tp_size
         overrides["keys_world_size"] = ranks
         daemon = overrides.get("daemon_socket") or overrides.get("daemon.socket") or \
-            os.environ.get("STRATA_DAEMON_SOCKET")
+            os.environ.get("STRATA_DAEMON_SOCKET") or _config_file_daemon(config)
         self.daemon = str(daemon) if daemon else ""
         self.is_scheduler = role == KVConnectorRole.SCHEDULER
         self.rank = 0 if self.is_scheduler else _tp_rank(vllm_config)
@@ -238,22 +250,34 @@ class _Managers:
                 f"docs/vllm.md")
         if self.daemon:
             if self.is_scheduler:
-                self.per_rank = [Manager(config, **overrides, keys_rank=r,
-                                         daemon_connections=2) for r in range(ranks)]
+                # Lookups only: a couple of sockets per rank is plenty.
+                sched = {"daemon_connections": 2, **overrides}
+                self.per_rank = [Manager(config, **{**sched, "keys_rank": r})
+                                 for r in range(ranks)]
             else:
-                self.per_rank = [Manager(config, **overrides, keys_rank=self.key_rank)]
+                self.per_rank = [Manager(config, **{**overrides, "keys_rank": self.key_rank})]
             self.local = False
         else:
             self.local_key = _engine_id(vllm_config)
             with _local_lock:
                 entry = _local_managers.get(self.local_key)
                 if entry is None:
-                    entry = [Manager(config, **overrides, keys_rank=0), 0]
+                    entry = [Manager(config, **{**overrides, "keys_rank": 0}), 0]
                     _local_managers[self.local_key] = entry
                 entry[1] += 1
             self.per_rank = [entry[0]]
             self.local = True
         self.closed = False
+
+        for i, m in enumerate(self.per_rank):
+            want = i if (self.is_scheduler and self.daemon) else \
+                (self.key_rank if self.daemon else 0)
+            if m.rank != want or m.world_size != ranks:
+                raise InvalidArgumentError(
+                    f"StrataConnector: the manager has rank {m.rank} of {m.world_size}, the "
+                    f"connector's shard is rank {want} of {ranks}: STRATA_TP_RANK / "
+                    f"STRATA_TP_WORLD_SIZE in the environment (or [keys] in the config file) "
+                    f"override it; leave them unset under vLLM")
 
     @property
     def worker(self) -> Manager:

@@ -359,3 +359,33 @@ def test_reference_engine_kv_saved_then_loaded_after_restart_gives_identical_log
     d2, second = run(p)  # a fresh engine and cache, Strata reopened from disk
     assert d2.external_tokens["r"] == (len(p) - 1) // bs * bs
     assert first.tobytes() == second.tobytes()
+
+
+def test_rank_overridden_by_the_environment_is_refused(monkeypatch):
+    monkeypatch.setenv("STRATA_TP_RANK", "0")
+    monkeypatch.setenv("STRATA_TP_WORLD_SIZE", "2")
+    with pytest.raises(strata.InvalidArgumentError, match="STRATA_TP_RANK"):
+        StrataConnector(vd.make_config(1), KVConnectorRole.SCHEDULER)
+
+
+def test_fp8_caches_held_as_uint8():
+    config = vd.make_config(1)
+    config.cache_config.cache_dtype = "fp8"
+    c = StrataConnector(config, KVConnectorRole.WORKER)
+    kv = {f"l{i}": torch.zeros(2, 8, BS, 4, 32, dtype=torch.uint8) for i in range(2)}
+    c.register_kv_caches(kv)
+    assert c._m.worker.cache_spec.layout["dtype"] == "fp8_e4m3"
+    c.shutdown()
+
+
+def test_python_side_errors_carry_a_code():
+    m = strata.Manager(model_fingerprint="c", disk_capacity_gb=0, host_capacity_gb=0.01,
+                       use_env=False, layout_num_layers=1, layout_num_kv_heads=1,
+                       layout_head_dim=8, layout_dtype="fp16", layout_tokens_per_block=4)
+    with pytest.raises(strata.InvalidArgumentError) as e:
+        m.register_kv_caches([torch.zeros(2, 4, 4, 2, 8, dtype=torch.float16)])
+    assert e.value.code == "invalid_argument"
+    strata.set_log_level("warning")
+    with pytest.raises(ValueError):
+        strata.set_log_level("loud")
+    strata.set_log_level("info")
