@@ -93,21 +93,11 @@ _CONNECTOR_KEYS = ("config", "async_lookup", "lookup_threads", "kv_cache_layout"
 
 
 @dataclass
-class LoadSpec:
-    """Load blocks [first_block, first_block + len(block_ids)) of the prompt into block_ids."""
+class BlockSpec:
+    """Blocks [first_block, first_block + len(block_ids)) of a request's prompt and the vLLM
+    blocks they are loaded into (metadata.loads) or stored from (metadata.stores)."""
     req_id: str
-    token_ids: list[int]   # the prompt up to the last block to load
-    first_block: int
-    block_ids: list[int]
-    cache_salt: str = ""
-    lora: str = ""
-
-
-@dataclass
-class StoreSpec:
-    """Store blocks [first_block, first_block + len(block_ids)) of the prompt from block_ids."""
-    req_id: str
-    token_ids: list[int]   # the prompt up to the last block to store
+    token_ids: list[int]   # the prompt up to the last of those blocks
     first_block: int
     block_ids: list[int]
     cache_salt: str = ""
@@ -117,8 +107,8 @@ class StoreSpec:
 @dataclass
 class StrataConnectorMetadata(KVConnectorMetadata):
     """What the scheduler tells every worker in one step (pickled by vLLM)."""
-    loads: list[LoadSpec] = field(default_factory=list)
-    stores: list[StoreSpec] = field(default_factory=list)
+    loads: list[BlockSpec] = field(default_factory=list)
+    stores: list[BlockSpec] = field(default_factory=list)
     preempted_req_ids: set[str] = field(default_factory=set)
 
 
@@ -352,7 +342,7 @@ class StrataConnector(KVConnectorBase_V1):
         # Scheduler side.
         self._lookups: dict[str, _Lookup] = {}
         self._reqs: dict[str, _SchedRequest] = {}
-        self._pending_loads: list[LoadSpec] = []
+        self._pending_loads: list[BlockSpec] = []
         self._lookup_pool: Optional[ThreadPoolExecutor] = None
         if self._m.is_scheduler and self._m.async_lookup:
             self._lookup_pool = ThreadPoolExecutor(self._m.lookup_threads,
@@ -439,15 +429,15 @@ class StrataConnector(KVConnectorBase_V1):
         first = (lk.num_computed if lk else 0) // bs
         last = first + num_external_tokens // bs
         block_ids = list(blocks.get_block_ids()[0])
-        self._pending_loads.append(LoadSpec(rid, prompt[:last * bs], first,
+        self._pending_loads.append(BlockSpec(rid, prompt[:last * bs], first,
                                             block_ids[first:last], st.cache_salt, st.lora))
 
-    def _store_spec(self, rid: str, st: _SchedRequest, computed: int) -> Optional[StoreSpec]:
+    def _store_spec(self, rid: str, st: _SchedRequest, computed: int) -> Optional[BlockSpec]:
         end = min(computed, len(st.token_ids)) // self._block_size
         end = min(end, len(st.block_ids))
         if end <= st.stored_blocks:
             return None
-        spec = StoreSpec(rid, st.token_ids[:end * self._block_size], st.stored_blocks,
+        spec = BlockSpec(rid, st.token_ids[:end * self._block_size], st.stored_blocks,
                          st.block_ids[st.stored_blocks:end], st.cache_salt, st.lora)
         st.stored_blocks = end
         st.stores_unfenced = True
@@ -582,7 +572,7 @@ class StrataConnector(KVConnectorBase_V1):
         for spec in meta.loads:
             self._start_load(spec)
 
-    def _start_load(self, spec: LoadSpec) -> None:
+    def _start_load(self, spec: BlockSpec) -> None:
         m = self._m.worker
         handle, started = None, 0
         try:
