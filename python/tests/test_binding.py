@@ -237,3 +237,18 @@ def test_serve_metrics_over_http():
     m.close()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_token_conversion_edges_agree_between_lists_and_arrays():
+    m = manager()
+    for v in (0, 1, -5, 2**30 - 1, 2**30, -2**30, -2**31, 2**31 - 1):
+        assert m.compute_keys([v] * 4)[0] == m.compute_keys(np.array([v] * 4, np.int64))[0], v
+    assert m.compute_keys((7,) * 4)[0] == m.compute_keys(np.full(4, 7, np.int16))[0]
+    for bad in (2**31, -2**31 - 1, 2**70):
+        with pytest.raises(ValueError, match="out of range"):
+            m.compute_keys([bad] * 4)
+    with pytest.raises(ValueError, match="out of range"):
+        m.compute_keys(np.array([2**31] * 4, np.int64))
+    with pytest.raises(TypeError, match="buffer format"):
+        m.compute_keys(np.zeros(4, np.float32))
+    assert len(m.compute_keys(x for x in range(8))) == 2  # any iterable, the slow path
