@@ -423,6 +423,8 @@ class StrataConnector(KVConnectorBase_V1):
             st = _SchedRequest(prompt, _cache_salt(request), _lora_name(request))
             self._reqs[rid] = st
         if num_external_tokens <= 0:
+            # Nothing (more) to load: the blocks the lookup leased need not stay leased.
+            self._forget_lookup(rid)
             return
         lk = self._lookups.get(rid)
         bs = self._block_size

@@ -73,8 +73,11 @@ def test_get_num_new_matched_tokens_is_idempotent_and_never_the_whole_prompt():
     # A local (vLLM prefix cache) hit counts against it; a hit covering it all is 0, False.
     assert sched.get_num_new_matched_tokens(req, 2 * BS) == (3 * BS, True)
     assert sched.get_num_new_matched_tokens(req, 5 * BS) == (0, False)
-    sched.request_finished(req, [])
+    assert w.connector._m.worker.stats()["host_leased_blocks"] == leased
+    # vLLM allocated without an external load (its own cache had it all): leases end now.
+    sched.update_state_after_alloc(req, vf.KVCacheBlocks(list(range(6))), 0)
     assert w.connector._m.worker.stats()["host_leased_blocks"] == 0
+    sched.request_finished(req, [])
     # A prompt shorter than a block has nothing to match.
     short = vf.Request("c", p[:10])
     assert sched.get_num_new_matched_tokens(short, 0) == (0, False)
