@@ -338,9 +338,181 @@ def daemon_protocol():
                                                       (D_PREPARE_LOAD, dload((0, G4, 0)))))
 
 
+# --- gguf: GGUF files (docs/model_formats.md), as llama.cpp's converter lays them out: a
+# tiny Llama-family model, every metadata type, v2, a larger alignment, and refusals.
+GGUF_FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B", 10: "<Q",
+            11: "<q", 12: "<d"}
+G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 = range(13)
+T_F32, T_F16, T_Q4_0, T_Q8_0, T_Q4_K, T_BF16 = 0, 1, 2, 8, 12, 30
+
+
+def gstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("<Q", len(b)) + b
+
+
+def gval(t, v):  # the encoding of a value of gguf_type t (after the type number)
+    if t == G_STR:
+        return gstr(v)
+    if t == G_ARR:
+        element_type, items = v
+        return struct.pack("<IQ", element_type, len(items)) + b"".join(
+            gval(element_type, i) for i in items)
+    return struct.pack(GGUF_FMT[t], v)
+
+
+def gkv(key, t, v):
+    return gstr(key) + struct.pack("<I", t) + gval(t, v)
+
+
+def gguf_file(kvs, tensors, version=3, alignment=32, counts=None, offsets=None):
+    """kvs: (key, type, value); tensors: (name, dims, ggml type, data bytes); offsets, when
+    given, replace the tensors' aligned offsets."""
+    out = b"GGUF" + struct.pack("<IQQ", version, *(counts or (len(tensors), len(kvs))))
+    out += b"".join(gkv(*kv) for kv in kvs)
+    offset, blobs = 0, []
+    for i, (name, dims, ttype, data) in enumerate(tensors):
+        if offsets:
+            offset = offsets[i]
+        out += gstr(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        out += struct.pack("<IQ", ttype, offset)
+        blobs.append((offset, data))
+        offset = (offset + len(data) + alignment - 1) // alignment * alignment
+    if not tensors:
+        return out
+    out += b"\0" * (-len(out) % alignment)
+    start = len(out)
+    for at, data in blobs:
+        out += b"\0" * (start + at - len(out)) + data
+    return out
+
+
+def f32s(*v):
+    return struct.pack(f"<{len(v)}f", *v)
+
+
+def f16s(*v):
+    return struct.pack(f"<{len(v)}e", *v)
+
+
+def bf16s(*v):  # truncation of float32: exact for the values used here
+    return b"".join(struct.pack("<f", x)[2:] for x in v)
+
+
+def q8_0(scale, quants):  # one block: fp16 scale, 32 int8
+    return struct.pack("<e32b", scale, *quants)
+
+
+def llama_gguf(version=3, alignment=32, extra_kvs=()):
+    a = "llama"
+    kvs = [("general.architecture", G_STR, a), ("general.name", G_STR, "tiny"),
+           (f"{a}.context_length", G_U32, 64), (f"{a}.embedding_length", G_U32, 8),
+           (f"{a}.block_count", G_U32, 1), (f"{a}.feed_forward_length", G_U32, 16),
+           (f"{a}.attention.head_count", G_U32, 2), (f"{a}.attention.head_count_kv", G_U32, 1),
+           (f"{a}.attention.layer_norm_rms_epsilon", G_F32, 1e-5),
+           (f"{a}.rope.freq_base", G_F32, 10000.0), (f"{a}.vocab_size", G_U32, 4),
+           ("tokenizer.ggml.model", G_STR, "llama"),
+           ("tokenizer.ggml.tokens", G_ARR, (G_STR, ["<unk>", "<s>", "</s>", "a"])),
+           ("tokenizer.ggml.scores", G_ARR, (G_F32, [0.0, 0.0, 0.0, -1.5])),
+           ("tokenizer.ggml.token_type", G_ARR, (G_I32, [2, 3, 3, 1])),
+           ("tokenizer.ggml.bos_token_id", G_U32, 1), *extra_kvs]
+    tensors = [("token_embd.weight", [8, 4], T_F32, f32s(*[i / 8 for i in range(32)])),
+               ("blk.0.attn_norm.weight", [8], T_F32, f32s(*[1.0] * 8)),
+               ("blk.0.attn_q.weight", [8, 8], T_F16, f16s(*[(i % 7) - 3 for i in range(64)])),
+               ("blk.0.attn_k.weight", [8, 4], T_BF16, bf16s(*[0.5] * 32)),
+               ("blk.0.ffn_down.weight", [32, 2], T_Q8_0,
+                q8_0(0.5, range(-16, 16)) + q8_0(-2.0, [127, -128] * 16)),
+               ("output.weight", [256], T_Q4_K, bytes(range(144)))]
+    return gguf_file(kvs, tensors, version, alignment)
+
+
+def gguf():
+    h = "gguf"
+    write(h, "llama_tiny", llama_gguf())
+    write(h, "llama_tiny_v2", llama_gguf(version=2))
+    write(h, "align_64", llama_gguf(alignment=64, extra_kvs=[("general.alignment", G_U32, 64)]))
+    write(h, "every_type", gguf_file([
+        ("u8", G_U8, 200), ("i8", G_I8, -100), ("u16", G_U16, 60000), ("i16", G_I16, -30000),
+        ("u32", G_U32, 4000000000), ("i32", G_I32, -2000000000), ("f32", G_F32, 1.5),
+        ("bool", G_BOOL, 1), ("str", G_STR, "llama"), ("u64", G_U64, 2**63 + 5),
+        ("i64", G_I64, -2**62), ("f64", G_F64, 1e300),
+        ("a.bool", G_ARR, (G_BOOL, [1, 0])), ("a.empty", G_ARR, (G_U8, [])),
+        ("a.i64", G_ARR, (G_I64, [-1, 2**40])), ("a.str", G_ARR, (G_STR, ["", "x"])),
+        ("a.nested", G_ARR, (G_ARR, [(G_I32, [1, 2]), (G_STR, ["y"])])),
+    ], [("scalar_like", [1], T_F32, f32s(3.0)), ("q4", [32], T_Q4_0, bytes(18)),
+        ("unknown_type", [2], 99, b"zz")]))
+    write(h, "metadata_only", gguf_file([("general.architecture", G_STR, "qwen2")], []))
+    deep = (G_U8, [7])
+    for _ in range(7):
+        deep = (G_ARR, [deep])
+    write(h, "depth_8", gguf_file([("deep", G_ARR, deep)], []))
+    # Refused: a cut file, bad magic, version 1, big-endian, counts that cannot fit, arrays
+    # nested 9 deep, a misaligned offset, a tensor past the end.
+    full = llama_gguf()
+    write(h, "truncated", full[:len(full) - 40])
+    write(h, "bad_magic", b"GGML" + full[4:])
+    write(h, "version_1", full[:4] + struct.pack("<I", 1) + full[8:])
+    write(h, "big_endian", full[:4] + struct.pack(">I", 3) + full[8:])
+    write(h, "huge_counts", gguf_file([("k", G_U8, 1)], [], counts=(2**63, 2**62)))
+    write(h, "depth_9", gguf_file([("deep", G_ARR, (G_ARR, [deep]))], []))
+    write(h, "misaligned", gguf_file([], [("w", [2], T_F32, f32s(1, 2))], offsets=[8]))
+    write(h, "past_end", gguf_file([], [("w", [64], T_F32, f32s(1, 2))]))
+
+
+# --- safetensors: files as the safetensors library writes them (JSON header padded with
+# spaces to a multiple of 8), a tiny Llama-family checkpoint, every dtype, and refusals.
+ST_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2,
+            "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8}
+
+
+def st_file(tensors, metadata=None, header=None, tail=b""):
+    """tensors: (name, dtype, shape, data bytes), laid out in order."""
+    h, data = {}, b""
+    if metadata is not None:
+        h["__metadata__"] = metadata
+    for name, dtype, shape, blob in tensors:
+        h[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    text = (header if header is not None else js(h)).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data + tail
+
+
+def safetensors():
+    h = "safetensors"
+    tiny = [("model.embed_tokens.weight", "BF16", [4, 8], bf16s(*[i / 4 for i in range(32)])),
+            ("model.layers.0.input_layernorm.weight", "F32", [8], f32s(*[1.0] * 8)),
+            ("model.layers.0.self_attn.q_proj.weight", "F16", [8, 8],
+             f16s(*[(i % 5) - 2 for i in range(64)])),
+            ("model.layers.0.self_attn.q_proj.bias", "F32", [8], f32s(*[0.0] * 8)),
+            ("model.norm.weight", "F32", [8], f32s(*[1.0] * 8)),
+            ("lm_head.weight", "BF16", [4, 8], bf16s(*[-0.5] * 32))]
+    write(h, "hf_tiny", st_file(tiny, metadata={"format": "pt"}))
+    write(h, "every_dtype", st_file(
+        [(f"t.{d}", d, [2], bytes(range(2 * n))) for d, n in ST_BYTES.items()] +
+        [("scalar", "F32", [], f32s(42.0)), ("empty", "F32", [0, 4], b"")]))
+    write(h, "no_tensors", st_file([], metadata={"format": "pt"}))
+    # Refused: cut, not JSON, not an object, unknown dtype, overlap, hole, trailing bytes,
+    # a duplicate key, a huge header length.
+    full = st_file(tiny, metadata={"format": "pt"})
+    write(h, "truncated", full[:len(full) - 20])
+    write(h, "not_json", st_file([], header='{"w": {"dtype": '))
+    write(h, "not_object", st_file([], header="[1, 2, 3]"))
+    write(h, "unknown_dtype", st_file([("w", "F7", [1], b"x")]))
+    a = {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}
+    b = {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}
+    write(h, "overlap", st_file([], header=js({"a": a, "b": b}), tail=b"abcdef"))
+    b["data_offsets"] = [6, 10]
+    write(h, "hole", st_file([], header=js({"a": a, "b": b}), tail=b"abcdefghij"))
+    write(h, "trailing", st_file([("w", "U8", [1], b"x")], tail=b"more"))
+    write(h, "duplicate_key", st_file([], header='{"a": %s, "a": %s}' % (js(a), js(a)),
+                                      tail=b"abcd"))
+    write(h, "huge_header_length", struct.pack("<Q", 2**63) + b"{}")
+
+
 def main():
     for make in (openai, config, disk_header, disk_meta, object_header, redis_reply,
-                 redis_connection, daemon_protocol):
+                 redis_connection, daemon_protocol, gguf, safetensors):
         make()
 
 
