@@ -18,7 +18,7 @@ PACKAGES=(
   libhiredis-dev redis-server redis-tools openssl
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
   libboost1.81-dev clang-14 libclang-rt-14-dev
-  python3-pybind11 pybind11-dev python3-torch python3-numpy python3-pytest
+  python3-pybind11 pybind11-dev python3-torch python3-numpy python3-pytest libicu-dev
 )
 
 install_packages() {
