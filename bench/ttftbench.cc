@@ -42,6 +42,7 @@
 #include <CLI/CLI.hpp>
 
 #include "engine/engine.h"
+#include "engine/model_loader.h"
 #include "strata/block_manager.h"
 
 namespace {
@@ -52,6 +53,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Config {
   std::string preset = "demo";
+  std::string model;  // a GGUF file or HF directory instead of the preset
   uint32_t prefix_tokens = 16384;
   uint32_t suffix_tokens = 32;
   uint32_t chunk = 512;  // EngineOptions prefill_chunk_tokens and max_step_tokens
@@ -67,6 +69,7 @@ struct Config {
   bool wait_prefault = true;
   bool touch_device = true;
   double gemm_seconds = 0.5;
+  uint32_t decode_tokens = 0;  // > 0: also time decoding this many tokens (Strata off)
   std::string json;
 };
 
@@ -172,6 +175,64 @@ RequestResult Serve(Engine& engine, const std::string& id, const std::vector<Tok
   return r;
 }
 
+// Decoding alone: one request with a short prompt generating `tokens` tokens; the seconds per
+// token between the first token's event and the last's (every step reads all weights once).
+Result<double> DecodeSecondsPerToken(Engine& engine, uint32_t tokens) {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint32_t seen = 0;
+  bool finished = false;
+  Status error;
+  Clock::time_point first_at, last_at;
+  GenerationRequest req;
+  req.request_id = "decode";
+  req.prompt.assign(16, 1);
+  req.sampling.max_tokens = tokens;
+  const Status s = engine.Submit(std::move(req), [&](const TokenEvent& e) {
+    const auto now = Clock::now();
+    std::lock_guard lock(mu);
+    if (e.has_token && ++seen == 1) first_at = now;
+    if (e.has_token) last_at = now;
+    if (e.finished) {
+      finished = true;
+      error = e.error;
+      cv.notify_all();
+    }
+  });
+  STRATA_RETURN_IF_ERROR(s);
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return finished; });
+  STRATA_RETURN_IF_ERROR(error);
+  if (seen < 2)
+    return Status::Internal("decode: fewer than 2 tokens (an end-of-generation token?)");
+  return Seconds(last_at - first_at) / (seen - 1);
+}
+
+// Read bandwidth of this machine as the engine's threads see it: 2 threads summing halves of
+// a 1 GiB buffer (resident), best of 5. GB/s.
+double ReadBandwidthGBps() {
+  const size_t n = (size_t{1} << 30) / sizeof(float);
+  std::vector<float> buf(n, 1.0f);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    float sums[2] = {0, 0};
+    const auto t0 = Clock::now();
+    std::thread t([&] {
+      float acc = 0;
+      for (size_t i = n / 2; i < n; ++i) acc += buf[i];
+      sums[1] = acc;
+    });
+    float acc = 0;
+    for (size_t i = 0; i < n / 2; ++i) acc += buf[i];
+    sums[0] = acc;
+    t.join();
+    const double secs = Seconds(Clock::now() - t0);
+    if (sums[0] + sums[1] != static_cast<float>(n) && sums[0] < 0) return 0;  // keep the sums
+    best = std::max(best, double(n * sizeof(float)) / secs / 1e9);
+  }
+  return best;
+}
+
 struct PassStats {
   double ttft = 0, forward_seconds = 0, forward_flops = 0;
   uint32_t cached_tokens = 0, computed_tokens = 0;
@@ -194,9 +255,14 @@ Result<PassStats> Pass(Engine& engine, const std::string& id, const std::vector<
   return p;
 }
 
+// The checkpoint of --model; empty for the synthetic preset.
+LoadedModel g_loaded;
+
 EngineOptions MakeEngineOptions(const ModelConfig& model, const Config& cfg, BlockManager* bm) {
   EngineOptions o;
   o.model = model;
+  o.weights = g_loaded.model;
+  o.tokenizer = g_loaded.tokenizer;
   o.block_manager = bm;
   o.prefill_chunk_tokens = cfg.chunk;
   o.max_step_tokens = cfg.chunk;
@@ -260,6 +326,20 @@ struct Device {
 
 int Run(const Config& cfg) {
   auto preset = ModelConfig::Preset(cfg.preset);
+  if (!cfg.model.empty()) {
+    const auto t0 = Clock::now();
+    auto loaded = LoadModel(cfg.model, {.max_context_tokens = std::max<uint32_t>(
+                                            8192, cfg.prefix_tokens + cfg.suffix_tokens + 1)});
+    if (!loaded.ok()) {
+      fmt::print(stderr, "{}\n", loaded.status().ToString());
+      return 2;
+    }
+    g_loaded = std::move(loaded).value();
+    preset = g_loaded.config;
+    fmt::print("loaded {} ({} {}, {} MiB of weights as stored) in {:.1f} s\n", cfg.model,
+               g_loaded.format, g_loaded.tensor_type, g_loaded.tensor_bytes >> 20,
+               Seconds(Clock::now() - t0));
+  }
   if (!preset.ok()) {
     fmt::print(stderr, "{}\n", preset.status().ToString());
     return 2;
@@ -337,6 +417,20 @@ int Run(const Config& cfg) {
     recompute = *p;
     fmt::print("\nrecompute: TTFT {:.3f} s, forward {:.3f} s, {:.1f} GFLOP/s\n", recompute.ttft,
                recompute.forward_seconds, recompute.gflops());
+    if (cfg.decode_tokens > 1) {
+      auto per_token = DecodeSecondsPerToken(**engine, cfg.decode_tokens);
+      if (!per_token.ok()) {
+        fmt::print(stderr, "{}\n", per_token.status().ToString());
+        return 1;
+      }
+      const double gbps = ReadBandwidthGBps();
+      const double weight_bytes = double(model.num_parameters()) * sizeof(float);
+      fmt::print(
+          "\ndecode: {:.1f} tokens/s ({:.2f} ms/token over {} tokens); bound: {:.0f} MiB of fp32 "
+          "weights / {:.1f} GB/s read bandwidth (2 threads, same run) = {:.1f} tokens/s\n",
+          1.0 / *per_token, *per_token * 1e3, cfg.decode_tokens, weight_bytes / (1 << 20), gbps,
+          gbps * 1e9 / weight_bytes);
+    }
     std::fflush(stdout);
     if (cfg.recompute_only) return 0;
   }
@@ -558,6 +652,8 @@ int main(int argc, char** argv) {
   Config cfg;
   CLI::App app{"strata-ttftbench: reference-engine TTFT with the prefix in G3 vs recompute"};
   app.add_option("--preset", cfg.preset, "model preset (tiny, demo)");
+  app.add_option("--model", cfg.model,
+                 "a GGUF file or Hugging Face model directory instead of the preset");
   app.add_option("--prefix-tokens", cfg.prefix_tokens,
                  "cached prefix tokens (a multiple of the block size)");
   app.add_option("--suffix-tokens", cfg.suffix_tokens, "new tokens after the prefix");
@@ -577,6 +673,8 @@ int main(int argc, char** argv) {
                  "fault the engine's emulated device KV cache in before timing (device memory "
                  "is resident on a GPU)");
   app.add_flag("--recompute-only", cfg.recompute_only, "stop after the recompute (profiling)");
+  app.add_option("--decode-tokens", cfg.decode_tokens,
+                 "also time decoding this many tokens after the recompute (0: no)");
   app.add_option("--gemm-seconds", cfg.gemm_seconds, "seconds per sgemm point");
   app.add_option("--json", cfg.json, "also write the results as JSON to this file");
   CLI11_PARSE(app, argc, argv);

@@ -98,6 +98,8 @@
 //                                      group may connect too (socket 0660)
 //   [server]    host                   string, non-empty (ServeConfig::host)
 //               port                   integer 0..65535; 0 picks a free port
+//   [model]     path                   string, non-empty; `strata serve`: a GGUF file or Hugging
+//                                      Face model directory to serve (ServeConfig::model_path)
 //   [engine]    preset                 string, non-empty (ServeConfig::model_preset)
 //               seed                   integer >= 0
 //               device_cache_gb        number > 0, GiB, fractional
@@ -134,6 +136,7 @@
 //   STRATA_SERVE_HOST        server.host
 //   STRATA_SERVE_PORT        server.port
 //   STRATA_MODEL_PRESET      engine.preset
+//   STRATA_MODEL             model.path
 //   DYN_KVBM_METRICS_PORT    metrics.port — Dynamo's name, same meaning
 //   STRATA_METRICS_PORT      metrics.port; wins over DYN_KVBM_METRICS_PORT
 #pragma once
@@ -175,6 +178,10 @@ struct STRATA_EXPORT ServeConfig {
   // [engine] preset: the reference engine's model preset (ModelConfig::Preset; the engine
   // rejects unknown names). Default "demo". Env: STRATA_MODEL_PRESET.
   std::string model_preset = "demo";
+  // [model] path: a real checkpoint for the reference engine, a GGUF file or a Hugging Face
+  // model directory (config.json + safetensors); when set, preset and seed are unused.
+  // Default "": the synthetic preset. Env: STRATA_MODEL.
+  std::string model_path;
   // [engine] seed: the synthetic weight seed. Default 0.
   uint64_t seed = 0;
   // [engine] device_cache_gb: GiB of the engine's paged KV cache (G1), fractional, > 0.

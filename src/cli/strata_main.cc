@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -37,6 +38,7 @@
 #include "cli/split.h"
 #include "engine/engine.h"
 #include "engine/model_config.h"
+#include "engine/model_loader.h"
 #include "metrics/metrics_server.h"
 #include "metrics/strata_metrics.h"
 #include "server/server.h"
@@ -181,6 +183,7 @@ struct ServeArgs {
   std::optional<uint16_t> port;
   std::optional<std::string> preset;
   std::optional<uint64_t> seed;
+  std::optional<std::string> model;  // a GGUF file or Hugging Face directory
   bool no_strata = false;
   std::optional<double> device_cache_gb;
   cli::TierFlags tiers;
@@ -208,14 +211,16 @@ Status ApplyServeArgs(const ServeArgs& args, StrataConfig* config) {
   if (args.port) s.port = *args.port;
   if (args.preset) s.model_preset = *args.preset;
   if (args.seed) s.seed = *args.seed;
+  if (args.model) s.model_path = *args.model;
   if (args.no_strata) s.strata_enabled = false;
   if (args.device_cache_gb) s.device_cache_gb = *args.device_cache_gb;
   STRATA_RETURN_IF_ERROR(cli::ApplyTierFlags(args.tiers, &m));
   if (args.daemon) m.daemon.socket = *args.daemon;
   STRATA_RETURN_IF_ERROR(s.Validate());
-  if (s.strata_enabled) {
+  if (s.strata_enabled && s.model_path.empty()) {
     // Against the engine's own layout, which the BlockManager will use: a --host-gb that
     // holds the tiny preset's blocks is fine even if it is smaller than a [layout] block.
+    // A checkpoint's layout is known once it is loaded: BlockManager::Create checks it then.
     STRATA_ASSIGN_OR_RETURN(engine::ModelConfig model,
                             engine::ModelConfig::Preset(s.model_preset, s.seed));
     STRATA_RETURN_IF_ERROR(EngineManagerOptions(*config, model).Validate());
@@ -228,7 +233,8 @@ BlockManagerOptions ManagerOptionsFor(const StrataConfig& config,
                                       const engine::ModelConfig& model) {
   std::vector<std::string> overridden;
   for (const auto& [key, source] : config.sources)
-    if (key.starts_with("model.") || key.starts_with("layout.")) overridden.push_back(key);
+    if ((key.starts_with("model.") && key != "model.path") || key.starts_with("layout."))
+      overridden.push_back(key);
   if (!overridden.empty()) {
     spdlog::warn(
         "strata serve: ignoring {} from the configuration: the reference engine keys the "
@@ -285,12 +291,42 @@ Status CheckPortFree(const std::string& host, uint16_t port) {
                   err == EADDRINUSE ? " (another server holds the port)" : ""));
 }
 
+// The model `strata serve` runs: a checkpoint from [model] path, or the synthetic preset.
+struct ServeModel {
+  engine::ModelConfig config;
+  std::shared_ptr<const engine::Model> weights;           // null: the preset's synthetic weights
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer;  // null: the byte tokenizer
+  std::string description;                                // for the ready line
+};
+
+Result<ServeModel> LoadServeModel(const ServeConfig& s) {
+  ServeModel m;
+  if (s.model_path.empty()) {
+    STRATA_ASSIGN_OR_RETURN(m.config, engine::ModelConfig::Preset(s.model_preset, s.seed));
+    m.description = fmt::format("preset {}, seed {}", m.config.name, m.config.seed);
+    return m;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  STRATA_ASSIGN_OR_RETURN(engine::LoadedModel loaded, engine::LoadModel(s.model_path));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.config = loaded.config;
+  m.weights = loaded.model;
+  m.tokenizer = loaded.tokenizer;
+  m.description = fmt::format(
+      "{} {} from {}, {} weights of {}, tokenizer {}, chat template {}, loaded in {:.1f} s",
+      loaded.config.architecture, loaded.format, s.model_path, loaded.tensor_type,
+      FormatGiB(loaded.tensor_bytes), loaded.tokenizer->name(),
+      tokenizer::ChatFamilyName(loaded.chat_family), seconds);
+  return m;
+}
+
 // Builds the BlockManager (if Strata is on), the engine and the HTTP server, in that order.
 Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::string* summary) {
   const ServeConfig& s = config.serve;
   STRATA_RETURN_IF_ERROR(CheckPortFree(s.host, s.port));
-  STRATA_ASSIGN_OR_RETURN(engine::ModelConfig model,
-                          engine::ModelConfig::Preset(s.model_preset, s.seed));
+  STRATA_ASSIGN_OR_RETURN(ServeModel served, LoadServeModel(s));
+  const engine::ModelConfig& model = served.config;
   const KvLayout layout = model.kv_layout();
   const uint64_t block_bytes = layout.block_bytes();
 
@@ -339,6 +375,8 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
 
   engine::EngineOptions eo;
   eo.model = model;
+  eo.weights = served.weights;
+  eo.tokenizer = served.tokenizer;
   eo.block_manager = stack->manager.get();
   const uint64_t device_blocks = GiBToBytes(s.device_cache_gb) / block_bytes;
   if (device_blocks > UINT32_MAX)
@@ -384,10 +422,10 @@ Status StartServeStack(const StrataConfig& config, ServeStack* stack, std::strin
   }
 
   *summary = fmt::format(
-      "strata serve: ready at http://{}:{} | model {} (preset {}, seed {}, {:.1f}M parameters, "
+      "strata serve: ready at http://{}:{} | model {} ({}, {:.1f}M parameters, "
       "{} tokens/block, {} KiB/block, context {}) | device cache {} ({} blocks), batch {}, "
       "prefill chunk {} | {} | metrics at {}",
-      s.host, stack->server->port(), stack->server->model_name(), model.name, model.seed,
+      s.host, stack->server->port(), stack->server->model_name(), served.description,
       static_cast<double>(model.num_parameters()) / 1e6, layout.tokens_per_block,
       block_bytes / 1024, model.max_context_tokens,
       FormatGiB(uint64_t{stack->engine->kv_cache().num_blocks()} * block_bytes),
@@ -473,6 +511,12 @@ int Main(int argc, char** argv) {
   serve_cmd->add_option("--preset", serve_args.preset,
                         "Model preset: tiny, small, demo (default: engine.preset)");
   serve_cmd->add_option("--seed", serve_args.seed, "Synthetic weight seed (default: engine.seed)");
+  serve_cmd
+      ->add_option("--model", serve_args.model,
+                   "Serve a real checkpoint: a GGUF file or a Hugging Face model directory "
+                   "(config.json + safetensors); Llama-family models (default: model.path; "
+                   "--preset and --seed then do nothing)")
+      ->option_text("PATH");
   serve_cmd->add_flag("--no-strata", serve_args.no_strata,
                       "Run the engine without Strata (the baseline: no offload, no reuse)");
   serve_cmd

@@ -707,6 +707,11 @@ const Setting kSettings[] = {
     {"server", "port",
      [](const toml::node& n, StrataConfig& c) { return ReadPort(n, &c.serve.port); },
      [](const StrataConfig& c) { return fmt::format("{}", c.serve.port); }},
+    {"model", "path",
+     [](const toml::node& n, StrataConfig& c) {
+       return ReadNonEmptyString(n, &c.serve.model_path);
+     },
+     [](const StrataConfig& c) { return fmt::format("\"{}\"", c.serve.model_path); }},
     {"engine", "preset",
      [](const toml::node& n, StrataConfig& c) {
        return ReadNonEmptyString(n, &c.serve.model_preset);
@@ -1011,6 +1016,7 @@ class EnvReader {
     String("STRATA_SERVE_HOST", "server.host", &serve.host);
     STRATA_RETURN_IF_ERROR(Port("STRATA_SERVE_PORT", "server.port", &serve.port));
     String("STRATA_MODEL_PRESET", "engine.preset", &serve.model_preset);
+    String("STRATA_MODEL", "model.path", &serve.model_path);
     STRATA_RETURN_IF_ERROR(Port("DYN_KVBM_METRICS_PORT", "metrics.port", &serve.metrics_port));
     STRATA_RETURN_IF_ERROR(Port("STRATA_METRICS_PORT", "metrics.port", &serve.metrics_port));
     NoteShadowed("DYN_KVBM_METRICS_PORT", "STRATA_METRICS_PORT");

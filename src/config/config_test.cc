@@ -363,6 +363,7 @@ TEST(ConfigTest, DynamoDiskAndMetricsVariables) {
                                   {"STRATA_SERVE_HOST", "0.0.0.0"},
                                   {"STRATA_SERVE_PORT", "8080"},
                                   {"STRATA_MODEL_PRESET", "tiny"},
+                                  {"STRATA_MODEL", "/models/smollm2.gguf"},
                               }));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->manager.disk.directory, "/mnt/nvme/kv");
@@ -372,6 +373,8 @@ TEST(ConfigTest, DynamoDiskAndMetricsVariables) {
   EXPECT_EQ(config->serve.host, "0.0.0.0");
   EXPECT_EQ(config->serve.port, 8080);
   EXPECT_EQ(config->serve.model_preset, "tiny");
+  EXPECT_EQ(config->serve.model_path, "/models/smollm2.gguf");
+  EXPECT_EQ(config->SourceOf("model.path"), (ConfigSource{Kind::kEnv, "STRATA_MODEL"}));
   EXPECT_EQ(config->SourceOf("disk.directory"),
             (ConfigSource{Kind::kEnv, "DYN_KVBM_DISK_CACHE_DIR"}));
   EXPECT_EQ(config->SourceOf("disk.capacity_gb"),

@@ -33,6 +33,8 @@
 #include "engine/model.h"
 #include "engine/model_config.h"
 #include "strata/block_manager.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace strata::engine {
 
@@ -45,7 +47,14 @@ struct LogitsEvent {
 
 struct EngineOptions {
   // The model: ModelConfig::Preset("tiny" | "demo", seed) or a custom config. Default tiny.
+  // With `weights`, the loaded model's config (LoadedModel::config).
   ModelConfig model;
+  // A loaded checkpoint (LoadModel) whose config() equals `model`. Default none: the
+  // synthetic weights of `model`.
+  std::shared_ptr<const Model> weights;
+  // The model's tokenizer; chats are rendered in the template it carries (plain when it has
+  // none). Default: the byte tokenizer of the synthetic presets.
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer;
   // Strata, or nullptr (default) to run without it (the baseline). Not owned; must outlive
   // the engine; its options must carry model.kv_layout() and model.Fingerprint(). The
   // engine registers its KV cache with it, so one BlockManager serves one engine.
@@ -91,9 +100,9 @@ class Engine final : public Generator {
 
   std::string model_name() const override;
   uint32_t max_context_tokens() const override;
-  // Byte tokens, no BOS (so encodings of pieces concatenate).
-  std::vector<TokenId> Encode(std::string_view text) const override;
-  uint32_t max_token_bytes() const override { return 1; }  // byte-level tokens
+  std::vector<TokenId> Encode(std::string_view text, bool add_bos) const override;
+  std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) const override;
+  uint32_t max_token_bytes() const override { return tokenizer_->max_token_bytes(); }
   std::string Decode(std::span<const TokenId> tokens) const override;
   Status Submit(GenerationRequest request,
                 std::function<void(const TokenEvent&)> on_event) override;
@@ -106,12 +115,14 @@ class Engine final : public Generator {
 
   EngineStats stats() const;
   const Model& model() const { return *model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
   const PagedKvCache& kv_cache() const { return *kv_; }
 
  private:
   struct Request;
   struct PendingFree;
-  Engine(EngineOptions options, std::unique_ptr<Model> model, std::unique_ptr<PagedKvCache> kv);
+  Engine(EngineOptions options, std::shared_ptr<const Model> model,
+         std::unique_ptr<PagedKvCache> kv);
 
   void Run();
   bool Admit(Request& r);
@@ -125,7 +136,9 @@ class Engine final : public Generator {
   void ReclaimBlocks(bool wait);
 
   const EngineOptions options_;
-  const std::unique_ptr<Model> model_;
+  const std::shared_ptr<const Model> model_;
+  const std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
+  const tokenizer::ChatTemplate chat_;
   const std::unique_ptr<PagedKvCache> kv_;
   Workspace ws_;
 

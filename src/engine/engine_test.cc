@@ -1,6 +1,7 @@
 // The engine end to end on the tiny preset: batching and chunking never change output,
 // Strata reuse is bit-exact and salted (from G2, from G3, from G3 after a restart, and
-// with a failed G3 read), sampling, stop strings, cancel, admission errors.
+// with a failed G3 read), sampling, stop strings, cancel, admission errors; and on a
+// checkpoint loaded from GGUF: reuse from G2, G3 and after a restart, tokenizer, EOS.
 #include "engine/engine.h"
 
 #include <cerrno>
@@ -12,7 +13,10 @@
 #include <random>
 #include <thread>
 
+#include "engine/engine_test_util.h"
+#include "engine/model_loader.h"
 #include "strata/fault_injection.h"
+#include "tests/models/llama_writer.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -91,6 +95,17 @@ GenerationRequest Req(std::string id, std::vector<TokenId> prompt, uint32_t max_
   return r;
 }
 
+// The whole UTF-8 character of `text` holding byte `at`: a stop string a client could send.
+std::string CharAt(const std::string& text, size_t at) {
+  const auto continuation = [&](size_t i) {
+    return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80;
+  };
+  size_t end = at + 1;
+  while (at > 0 && continuation(at)) --at;
+  while (end < text.size() && continuation(end)) ++end;
+  return text.substr(at, end - at);
+}
+
 bool BitEqual(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
@@ -110,7 +125,12 @@ TEST(EngineTest, GeneratesMaxTokensWithUsage) {
   EXPECT_EQ(out.final_event.completion_tokens, 6u);
   EXPECT_EQ(out.final_event.cached_tokens, 0u);
   EXPECT_EQ(out.logits.size(), 6u);
-  EXPECT_EQ(out.text, d.engine->Decode(out.tokens));
+  // The streamed text is the tokens' bytes as whole characters, U+FFFD for invalid UTF-8.
+  tokenizer::StreamDecoder decoder(d.engine->tokenizer());
+  std::string expected;
+  for (TokenId t : out.tokens) expected += decoder.Push(t);
+  EXPECT_EQ(out.text, expected + decoder.Finish());
+  EXPECT_EQ(d.engine->Decode(out.tokens).size(), out.tokens.size());  // one byte per token
   EXPECT_EQ(d.engine->model_name(), "strata-ref-tiny");
   const auto st = d.engine->stats();
   EXPECT_EQ(st.prefill_tokens, 13u);
@@ -180,7 +200,8 @@ TEST(EngineTest, StopStringEndsGenerationAndIsNotReturned) {
   Driver d;
   const auto full = d.Run(Req("f", Prompt(12, 6), 24));
   ASSERT_GE(full.text.size(), 8u);
-  const std::string stop = full.text.substr(5, 2);
+  const std::string stop =
+      CharAt(full.text, 5) + CharAt(full.text, 5 + CharAt(full.text, 5).size());
   auto req = Req("s", Prompt(12, 6), 24);
   req.sampling.stop = {stop};
   const auto out = d.Run(req);
@@ -350,24 +371,7 @@ TEST(EngineStrataTest, RejectsAManagerForAnotherModel) {
 
 // --- With Strata and a G3 disk tier ----------------------------------------------------
 
-// A fresh directory under /tmp, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/strata-engine-test-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    EXPECT_NE(made, nullptr) << std::strerror(errno);
-    if (made != nullptr) path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 // A manager with a G2 of `host_blocks` blocks over a small G3 in `dir`: 4 MiB of 1 MiB
 // segment files in 128 KiB regions (512 records of 8 KiB for the tiny preset's 2 KiB
@@ -525,6 +529,117 @@ TEST(EngineDiskTest, FailedG3LoadIsRecomputedBitIdentically) {
   const auto again = with.Run(Req("g", prompt, 9));
   EXPECT_EQ(again.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
   EXPECT_TRUE(BitEqual(again.logits, base.logits));
+}
+
+// --- A loaded checkpoint ---------------------------------------------------------------
+
+// The engine options of a test checkpoint written as `format` and loaded back.
+EngineOptions LoadedOptions(const TempDir& dir, const std::string& format) {
+  const ModelConfig config = testing::TestModelConfig("llama");
+  auto weights = SyntheticWeights(config);
+  EXPECT_TRUE(weights.ok());
+  const std::string path = dir.path() + (format == "gguf" ? "/m.gguf" : "/hf");
+  const Status w = format == "gguf"
+                       ? testing::WriteGgufModel(path, config, *weights, testing::WeightType::kF16,
+                                                 testing::TestTokenizer::kSentencePiece)
+                       : testing::WriteHfModel(path, config, *weights, testing::WeightType::kBF16,
+                                               testing::TestTokenizer::kGpt2);
+  EXPECT_TRUE(w.ok()) << w.ToString();
+  auto loaded = LoadModel(path, {.max_context_tokens = 256, .tokens_per_block = 4});
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EngineOptions o;
+  if (!loaded.ok()) return o;
+  o.model = loaded->config;
+  o.weights = loaded->model;
+  o.tokenizer = loaded->tokenizer;
+  return o;
+}
+
+class EngineLoadedModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EngineLoadedModelTest, ReuseFromG2G3AndAfterARestartIsBitIdentical) {
+  TempDir models, cache;
+  const EngineOptions base_options = LoadedOptions(models, GetParam());
+  const ModelConfig& model = base_options.model;
+  ASSERT_FALSE(model.weights_digest.empty());
+  Driver without(base_options);
+  EXPECT_EQ(without.engine->model_name(), GetParam() == "gguf" ? "test-llama" : "hf");
+  // Text through the model's own tokenizer; completion prompts start with BOS where the model
+  // says so (the SentencePiece test model does).
+  std::string text;
+  for (int i = 0; i < 12; ++i) text += fmt::format("the cache {} is in the KV tier. ", i);
+  const std::vector<TokenId> prompt = without.engine->Encode(text, /*add_bos=*/true);
+  ASSERT_GT(prompt.size(), 40u);
+  if (GetParam() == "gguf") {
+    EXPECT_EQ(prompt.front(), 1);  // <s>
+  }
+  const auto base = without.Run(Req("b", prompt, 10));
+  // An engine over a fresh manager of G2 and G3 in `cache` (the G3 of any earlier one).
+  const auto attach = [&](std::unique_ptr<BlockManager>& manager) {
+    manager = MakeDiskManager(model, cache.path(), 256);
+    EngineOptions o = base_options;
+    o.block_manager = manager.get();
+    return std::make_unique<Driver>(o);
+  };
+  {
+    std::unique_ptr<BlockManager> manager;
+    const auto driver = attach(manager);
+    ASSERT_NE(manager, nullptr);
+    Driver& with = *driver;
+    const auto first = with.Run(Req("r1", prompt, 10));
+    EXPECT_EQ(first.tokens, base.tokens);
+    EXPECT_EQ(first.text, base.text);
+    ASSERT_TRUE(with.engine->WaitForStores(10s).ok());
+    const auto from_g2 = with.Run(Req("r2", prompt, 10));
+    EXPECT_EQ(from_g2.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+    EXPECT_TRUE(BitEqual(from_g2.logits, base.logits));
+    EXPECT_GT(manager->stats().loaded_blocks, 0u);
+    WaitForDiskOffload(*with.engine, *manager);
+    with.engine.reset();
+  }
+  std::unique_ptr<BlockManager> manager;
+  const auto driver = attach(manager);
+  ASSERT_NE(manager, nullptr);
+  const auto from_g3 = driver->Run(Req("r3", prompt, 10));
+  EXPECT_EQ(from_g3.final_event.cached_tokens, ReusableTokens(model, prompt.size()));
+  EXPECT_EQ(from_g3.tokens, base.tokens);
+  EXPECT_TRUE(BitEqual(from_g3.logits, base.logits));
+  EXPECT_GT(manager->stats().loaded_blocks_from_disk, 0u);
+
+  // Another checkpoint's manager (the synthetic preset of the same geometry) is refused.
+  ModelConfig synthetic = testing::TestModelConfig("llama");
+  auto other = MakeDiskManager(synthetic, cache.path() + "/other", 64);
+  ASSERT_NE(other, nullptr);
+  EngineOptions bad = base_options;
+  bad.block_manager = other.get();
+  EXPECT_EQ(Engine::Create(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, EngineLoadedModelTest, ::testing::Values("gguf", "hf"));
+
+TEST(EngineLoadedModelTest, EndOfGenerationTokenStopsAndStopStringsSeeTheClientsText) {
+  TempDir models;
+  EngineOptions o = LoadedOptions(models, "hf");  // GPT-2 vocabulary, <|im_end|> ends turns
+  Driver d(o);
+  const tokenizer::Tokenizer& tok = d.engine->tokenizer();
+  ASSERT_TRUE(tok.IsEndOfGeneration(319));  // <|im_end|>
+  // The chat template is ChatML, and its special tokens are single tokens.
+  const std::string chat = d.engine->ApplyChatTemplate({{"user", "Hi"}});
+  EXPECT_EQ(chat, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  const std::vector<TokenId> ids = d.engine->Encode(chat, /*add_bos=*/false);
+  EXPECT_EQ(ids.front(), 318);  // <|im_start|>
+  // Whatever the synthetic model generates, a stop string taken from its own output as the
+  // client received it stops a replay there: U+FFFD when the model produced invalid UTF-8
+  // (which never matched when stops were compared with the raw bytes), else one character.
+  const auto first = d.Run(Req("a", ids, 24));
+  ASSERT_FALSE(first.text.empty());
+  std::string stop = "\xEF\xBF\xBD";
+  if (first.text.find(stop) == std::string::npos) stop = CharAt(first.text, first.text.size() / 2);
+  GenerationRequest again = Req("b", ids, 24);
+  again.sampling.stop = {stop};
+  const auto second = d.Run(again);
+  EXPECT_EQ(second.final_event.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(second.text, first.text.substr(0, first.text.find(stop)));
 }
 
 }  // namespace

@@ -16,16 +16,20 @@
 
 #include "strata/block_key.h"  // TokenId
 #include "strata/status.h"
+#include "tokenizer/chat_template.h"
 
 namespace strata::engine {
+
+using tokenizer::ChatMessage;
 
 struct SamplingParams {
   uint32_t max_tokens = 16;  // tokens to generate at most (>= 1)
   float temperature = 0.0f;  // 0 = greedy (argmax, ties to the lowest id)
   float top_p = 1.0f;        // nucleus sampling when temperature > 0
   uint64_t seed = 0;         // sampling RNG seed (temperature > 0)
-  // Generation ends when the decoded text ends with one of these; the stop string is
-  // not part of the output.
+  // Generation ends when the decoded text (as the client receives it: valid UTF-8, U+FFFD
+  // where the model produced invalid bytes) ends with one of these; the stop string is not
+  // part of the output. The model's end-of-generation tokens stop it too.
   std::vector<std::string> stop;
 };
 
@@ -59,7 +63,7 @@ inline std::string_view FinishReasonName(FinishReason reason) {
 struct TokenEvent {
   bool has_token = false;
   TokenId token = 0;
-  std::string text;  // the new text this token completes (may be empty mid-UTF-8)
+  std::string text;  // the new text this token completes: whole UTF-8 characters (may be empty)
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;  // set with kError
@@ -76,8 +80,13 @@ class Generator {
   virtual std::string model_name() const = 0;
   // Largest prompt + max_tokens the engine accepts.
   virtual uint32_t max_context_tokens() const = 0;
-  // Text <-> tokens (byte-level for the reference engine).
-  virtual std::vector<TokenId> Encode(std::string_view text) const = 0;
+  // Tokens of `text` in the model's vocabulary; the text of its special tokens ("<|im_end|>")
+  // becomes those tokens. With add_bos, BOS comes first when the model's prompts start with
+  // one (completion prompts); text from ApplyChatTemplate already carries it.
+  virtual std::vector<TokenId> Encode(std::string_view text, bool add_bos) const = 0;
+  // The prompt text of a chat in the model's own template, ending where the assistant's
+  // reply begins.
+  virtual std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) const = 0;
   // The most bytes of text one token stands for: a prompt of B bytes has at least
   // B / max_token_bytes() tokens, which lets a server refuse a prompt too long for the
   // context before tokenizing it.

@@ -52,31 +52,121 @@ void ForRows(uint32_t n, uint64_t row_cost, const std::function<void(uint32_t, u
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> Model::Create(const ModelConfig& config) {
+Result<ModelWeights> SyntheticWeights(const ModelConfig& config) {
   STRATA_RETURN_IF_ERROR(config.Validate());
-  std::unique_ptr<Model> m(new Model(config));
-  const ModelConfig& c = m->config_;
-  const uint32_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
-  const auto inv_sqrt = [](uint32_t fan_in) {
-    return 1.0f / std::sqrt(static_cast<float>(fan_in));
+  const ModelConfig& c = config;
+  const size_t h = c.hidden, q = size_t{c.num_heads} * c.head_dim,
+               kv = size_t{c.num_kv_heads} * c.head_dim;
+  const auto inv_sqrt = [](size_t fan_in) { return 1.0f / std::sqrt(static_cast<float>(fan_in)); };
+  // The tensors are drawn in this order and shape (QKV and gate/up as one tensor each) since
+  // the first presets: changing either would change every synthetic model's weights.
+  const auto rows = [h](const std::vector<float>& w, size_t first, size_t count) {
+    return std::vector<float>(w.begin() + static_cast<ptrdiff_t>(first * h),
+                              w.begin() + static_cast<ptrdiff_t>((first + count) * h));
   };
+  ModelWeights w;
   uint64_t id = 0;
-  m->embed_ = Synthetic(c.seed, id++, size_t{c.vocab_size} * c.hidden, 1.0f);
+  w.embed = Synthetic(c.seed, id++, size_t{c.vocab_size} * h, 1.0f);
   for (uint32_t l = 0; l < c.num_layers; ++l) {
+    LayerWeights layer;
+    layer.attn_norm = Synthetic(c.seed, id++, h, 0.1f, 1.0f);
+    const std::vector<float> wqkv = Synthetic(c.seed, id++, (q + 2 * kv) * h, inv_sqrt(h));
+    layer.wq = rows(wqkv, 0, q);
+    layer.wk = rows(wqkv, q, kv);
+    layer.wv = rows(wqkv, q + kv, kv);
+    layer.wo = Synthetic(c.seed, id++, h * q, inv_sqrt(q));
+    layer.mlp_norm = Synthetic(c.seed, id++, h, 0.1f, 1.0f);
+    const std::vector<float> gate_up = Synthetic(c.seed, id++, size_t{2} * c.ffn * h, inv_sqrt(h));
+    layer.w_gate = rows(gate_up, 0, c.ffn);
+    layer.w_up = rows(gate_up, c.ffn, c.ffn);
+    layer.w_down = Synthetic(c.seed, id++, h * c.ffn, inv_sqrt(c.ffn));
+    if (c.attention_bias) {
+      layer.bq = Synthetic(c.seed, id++, q, 0.1f);
+      layer.bk = Synthetic(c.seed, id++, kv, 0.1f);
+      layer.bv = Synthetic(c.seed, id++, kv, 0.1f);
+    }
+    w.layers.push_back(std::move(layer));
+  }
+  w.final_norm = Synthetic(c.seed, id++, h, 0.1f, 1.0f);
+  if (!c.tied_embeddings)
+    w.lm_head = Synthetic(c.seed, id++, size_t{c.vocab_size} * h, inv_sqrt(h));
+  return w;
+}
+
+Result<std::unique_ptr<Model>> Model::Create(const ModelConfig& config) {
+  STRATA_ASSIGN_OR_RETURN(ModelWeights weights, SyntheticWeights(config));
+  return FromWeights(config, std::move(weights));
+}
+
+Result<std::unique_ptr<Model>> Model::FromWeights(const ModelConfig& config, ModelWeights w) {
+  STRATA_RETURN_IF_ERROR(config.Validate());
+  const ModelConfig& c = config;
+  const size_t h = c.hidden, q = size_t{c.num_heads} * c.head_dim,
+               kv = size_t{c.num_kv_heads} * c.head_dim, vocab = c.vocab_size;
+  const auto check = [](const std::vector<float>& t, size_t expected, std::string_view name,
+                        int layer) -> Status {
+    if (t.size() == expected) return Status::Ok();
+    return Status::InvalidArgument(
+        fmt::format("weights: {}{} has {} values, the model config needs {}",
+                    layer < 0 ? "" : fmt::format("layer {} ", layer), name, t.size(), expected));
+  };
+  STRATA_RETURN_IF_ERROR(check(w.embed, vocab * h, "token embedding", -1));
+  STRATA_RETURN_IF_ERROR(check(w.final_norm, h, "final norm", -1));
+  STRATA_RETURN_IF_ERROR(check(w.lm_head, c.tied_embeddings ? 0 : vocab * h,
+                               c.tied_embeddings ? "lm_head (tied to the embedding)" : "lm_head",
+                               -1));
+  if (!w.rope_freq_factors.empty())
+    STRATA_RETURN_IF_ERROR(
+        check(w.rope_freq_factors, c.head_dim / 2, "rope frequency factors", -1));
+  if (w.layers.size() != c.num_layers)
+    return Status::InvalidArgument(fmt::format("weights: {} layers, the model config needs {}",
+                                               w.layers.size(), c.num_layers));
+  std::unique_ptr<Model> m(new Model(config));
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    LayerWeights& in = w.layers[i];
+    const int l = static_cast<int>(i);
+    const size_t bias = c.attention_bias ? 1 : 0;
+    STRATA_RETURN_IF_ERROR(check(in.attn_norm, h, "attention norm", l));
+    STRATA_RETURN_IF_ERROR(check(in.wq, q * h, "q projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.wk, kv * h, "k projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.wv, kv * h, "v projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.bq, bias * q, "q bias", l));
+    STRATA_RETURN_IF_ERROR(check(in.bk, bias * kv, "k bias", l));
+    STRATA_RETURN_IF_ERROR(check(in.bv, bias * kv, "v bias", l));
+    STRATA_RETURN_IF_ERROR(check(in.wo, h * q, "output projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.mlp_norm, h, "MLP norm", l));
+    STRATA_RETURN_IF_ERROR(check(in.w_gate, size_t{c.ffn} * h, "gate projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.w_up, size_t{c.ffn} * h, "up projection", l));
+    STRATA_RETURN_IF_ERROR(check(in.w_down, h * c.ffn, "down projection", l));
+    const auto concat = [](std::vector<float>& a, std::vector<float>& b, std::vector<float>& c3) {
+      std::vector<float> out;
+      out.reserve(a.size() + b.size() + c3.size());
+      for (std::vector<float>* v : {&a, &b, &c3}) {
+        out.insert(out.end(), v->begin(), v->end());
+        std::vector<float>().swap(*v);  // one copy of the weights at a time
+      }
+      return out;
+    };
+    std::vector<float> none;
     Layer layer;
-    layer.attn_norm = Synthetic(c.seed, id++, c.hidden, 0.1f, 1.0f);
-    layer.wqkv = Synthetic(c.seed, id++, size_t{q + 2 * kv} * c.hidden, inv_sqrt(c.hidden));
-    layer.wo = Synthetic(c.seed, id++, size_t{c.hidden} * q, inv_sqrt(q));
-    layer.mlp_norm = Synthetic(c.seed, id++, c.hidden, 0.1f, 1.0f);
-    layer.w_gate_up = Synthetic(c.seed, id++, size_t{2} * c.ffn * c.hidden, inv_sqrt(c.hidden));
-    layer.w_down = Synthetic(c.seed, id++, size_t{c.hidden} * c.ffn, inv_sqrt(c.ffn));
+    layer.attn_norm = std::move(in.attn_norm);
+    layer.wqkv = concat(in.wq, in.wk, in.wv);
+    if (c.attention_bias) layer.bqkv = concat(in.bq, in.bk, in.bv);
+    layer.wo = std::move(in.wo);
+    layer.mlp_norm = std::move(in.mlp_norm);
+    layer.w_gate_up = concat(in.w_gate, in.w_up, none);
+    layer.w_down = std::move(in.w_down);
     m->layers_.push_back(std::move(layer));
   }
-  m->final_norm_ = Synthetic(c.seed, id++, c.hidden, 0.1f, 1.0f);
-  m->lm_head_ = Synthetic(c.seed, id++, size_t{c.vocab_size} * c.hidden, inv_sqrt(c.hidden));
-  for (uint32_t i = 0; i < c.head_dim / 2; ++i)
-    m->inv_freq_.push_back(
-        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / c.head_dim));
+  m->embed_ = std::move(w.embed);
+  m->final_norm_ = std::move(w.final_norm);
+  m->lm_head_ = std::move(w.lm_head);
+  for (uint32_t i = 0; i < c.head_dim / 2; ++i) {
+    double f =
+        std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(i) / c.head_dim);
+    if (!w.rope_freq_factors.empty()) f /= static_cast<double>(w.rope_freq_factors[i]);
+    m->inv_freq_.push_back(f);
+  }
   m->row_group_ = kernels::GemmRowGroup();
   return m;
 }
@@ -156,6 +246,7 @@ Status Model::Forward(std::span<const ForwardRow> rows,
     kernels::MatMulT(ws.xn.data(), slots, c.hidden, layer.wqkv.data(), nqkv, ws.qkv.data());
     for (size_t i = 0; i < rows.size(); ++i) {
       float* qkv = &ws.qkv[size_t{ws.slot[i]} * nqkv];
+      if (!layer.bqkv.empty()) kernels::Add(qkv, layer.bqkv.data(), nqkv);
       const float* cs = &ws.rope_cos[i * half];
       const float* sn = &ws.rope_sin[i * half];
       for (uint32_t h = 0; h < c.num_heads; ++h) {
@@ -205,7 +296,8 @@ Status Model::Forward(std::span<const ForwardRow> rows,
     kernels::RmsNorm(&ws.x[size_t{s} * c.hidden], final_norm_.data(), c.hidden, c.rms_eps,
                      &ws.xn[size_t{s} * c.hidden]);
   ws.logits_all.resize(size_t{slots} * c.vocab_size);
-  kernels::MatMulT(ws.xn.data(), slots, c.hidden, lm_head_.data(), c.vocab_size,
+  const std::vector<float>& lm_head = lm_head_.empty() ? embed_ : lm_head_;
+  kernels::MatMulT(ws.xn.data(), slots, c.hidden, lm_head.data(), c.vocab_size,
                    ws.logits_all.data());
   for (size_t i = 0; i < rows.size(); ++i)
     if (rows[i].want_logits) {

@@ -1,5 +1,6 @@
 // Model: a Llama-architecture decoder on CPU (RMSNorm, RoPE, grouped-query attention over
-// the paged KV cache, SwiGLU, fp32) with deterministic synthetic weights.
+// the paged KV cache, SwiGLU, fp32) over deterministic synthetic weights or weights loaded
+// from a checkpoint (model_loader.h).
 //
 // Forward() runs any mix of tokens from any sequences in one pass: prefill chunks and
 // decode tokens alike are rows (sequence, position, token). Each row writes its K/V into
@@ -41,10 +42,41 @@ struct Workspace {
   std::vector<uint32_t> slot;
 };
 
+// The weights of one decoder layer, fp32, row-major with output features as rows (PyTorch's
+// [out, in]). Q and K rows are in Hugging Face's RoPE order: each head's first half of rows
+// pairs with its second half (GGUF's interleaved order is undone where the weights load).
+struct LayerWeights {
+  std::vector<float> attn_norm;     // [hidden]
+  std::vector<float> wq, wk, wv;    // [heads*head_dim, hidden], [kv_heads*head_dim, hidden] x2
+  std::vector<float> bq, bk, bv;    // the projections' biases; empty unless attention_bias
+  std::vector<float> wo;            // [hidden, heads*head_dim]
+  std::vector<float> mlp_norm;      // [hidden]
+  std::vector<float> w_gate, w_up;  // [ffn, hidden]
+  std::vector<float> w_down;        // [hidden, ffn]
+};
+
+struct ModelWeights {
+  std::vector<float> embed;  // [vocab, hidden]
+  std::vector<LayerWeights> layers;
+  std::vector<float> final_norm;  // [hidden]
+  std::vector<float> lm_head;     // [vocab, hidden]; empty when tied_embeddings (embed serves)
+  // Empty, or head_dim / 2 factors: RoPE frequency i is theta^(-2i/head_dim) / factor[i]
+  // (Llama-3.1's rope scaling, linear scaling, GGUF's rope_freqs tensor).
+  std::vector<float> rope_freq_factors;
+};
+
+// The weights Model::Create builds from config.seed, as separate tensors (what the tests
+// write into GGUF and safetensors files).
+Result<ModelWeights> SyntheticWeights(const ModelConfig& config);
+
 class Model {
  public:
   // Builds the weights from config.seed: identical on every process and machine.
   static Result<std::unique_ptr<Model>> Create(const ModelConfig& config);
+  // A model over `weights`: InvalidArgument naming the tensor whose size does not match
+  // `config`, or a missing bias / lm_head the config asks for.
+  static Result<std::unique_ptr<Model>> FromWeights(const ModelConfig& config,
+                                                    ModelWeights weights);
 
   const ModelConfig& config() const { return config_; }
 
@@ -62,7 +94,7 @@ class Model {
 
  private:
   struct Layer {
-    std::vector<float> attn_norm, wqkv, wo, mlp_norm, w_gate_up, w_down;
+    std::vector<float> attn_norm, wqkv, bqkv, wo, mlp_norm, w_gate_up, w_down;
   };
   explicit Model(const ModelConfig& config) : config_(config) {}
   void Attention(std::span<const ForwardRow> rows,
@@ -71,7 +103,7 @@ class Model {
 
   ModelConfig config_;
   uint32_t row_group_ = 1;
-  std::vector<float> embed_, final_norm_, lm_head_;
+  std::vector<float> embed_, final_norm_, lm_head_;  // lm_head_ empty: tied to embed_
   std::vector<Layer> layers_;
   std::vector<double> inv_freq_;
 };

@@ -56,6 +56,8 @@ Status ModelConfig::Validate() const {
   if (max_context_tokens < 2) return bad("max_context_tokens", "must be >= 2");
   if (!(rope_theta > 1.0f)) return bad("rope_theta", "must be > 1");
   if (!(rms_eps > 0.0f)) return bad("rms_eps", "must be > 0");
+  if (architecture != "llama" && architecture != "qwen2")
+    return bad("architecture", fmt::format("'{}' is not one of llama, qwen2", architecture));
   return kv_layout().Validate();
 }
 
@@ -66,7 +68,9 @@ uint64_t ModelConfig::num_parameters() const {
                              + h * (q + 2 * kv)  // QKV projection
                              + q * h             // output projection
                              + 3 * h * ffn;      // gate, up, down
-  return 2 * uint64_t{vocab_size} * h + h + num_layers * per_layer;
+  const uint64_t biases = attention_bias ? q + 2 * kv : 0;
+  return (tied_embeddings ? 1 : 2) * uint64_t{vocab_size} * h + h +
+         num_layers * (per_layer + biases);
 }
 
 KvLayout ModelConfig::kv_layout() const {
@@ -81,11 +85,21 @@ KvLayout ModelConfig::kv_layout() const {
 
 std::string ModelConfig::Fingerprint() const {
   // Bump the version when the forward pass or the weight generator changes numerics.
+  if (!weights_digest.empty())
+    return fmt::format(
+        "strata-ref-llama/v2 arch={} vocab={} hidden={} layers={} heads={} kv_heads={} "
+        "head_dim={} ffn={} bias={} tied={} rope_theta={} rms_eps={} weights={}",
+        architecture, vocab_size, hidden, num_layers, num_heads, num_kv_heads, head_dim, ffn,
+        attention_bias, tied_embeddings, rope_theta, rms_eps, weights_digest);
   return fmt::format(
       "strata-ref-llama/v1 {} seed={} vocab={} hidden={} layers={} heads={} kv_heads={} "
-      "head_dim={} ffn={} rope_theta={} rms_eps={}",
+      "head_dim={} ffn={} rope_theta={} rms_eps={}{}",
       name, seed, vocab_size, hidden, num_layers, num_heads, num_kv_heads, head_dim, ffn,
-      rope_theta, rms_eps);
+      rope_theta, rms_eps,
+      // Only what the first presets did not have, so their fingerprints stay as they were.
+      architecture == "llama" && !attention_bias && !tied_embeddings
+          ? std::string()
+          : fmt::format(" arch={} bias={} tied={}", architecture, attention_bias, tied_embeddings));
 }
 
 }  // namespace strata::engine

@@ -1,6 +1,7 @@
 // ModelConfig: the geometry of the reference engine's Llama-architecture decoder, named
-// presets, and the fingerprint that binds a config and weight seed into Strata's block
-// keys (two engines share cached KV only when their fingerprints are equal).
+// presets, and the fingerprint that binds a config and its weights (a synthetic seed, or the
+// digest of a loaded checkpoint) into Strata's block keys: two engines share cached KV only
+// when their fingerprints are equal.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,14 @@ struct ModelConfig {
   float rope_theta = 10000.0f;         // RoPE base
   float rms_eps = 1e-5f;               // RMSNorm epsilon
   uint64_t seed = 1;                   // synthetic weight seed
+  // The family as GGUF names it: "llama" (Llama-2/3, TinyLlama, SmolLM2, Mistral), "qwen2".
+  std::string architecture = "llama";
+  bool attention_bias = false;   // Q/K/V projections carry biases (Qwen2)
+  bool tied_embeddings = false;  // the LM head is the token embedding
+  // Loaded checkpoints only: a digest of the weights as the engine computes with them (every
+  // tensor's shape and values after conversion to fp32, and the RoPE frequencies); empty for
+  // the synthetic presets, whose weights the seed determines.
+  std::string weights_digest;
 
   // Presets: "tiny" (tests: 2 layers, width 64), "small" (~25M parameters: 8 layers,
   // width 512, 8 query / 4 KV heads of 64, SwiGLU 1536, 16 tokens per block, 8K context;
@@ -40,8 +49,10 @@ struct ModelConfig {
   // The KV layout of the paged cache: fp32, K/V per layer, NHD chunks.
   KvLayout kv_layout() const;
   // Canonical text binding every field that changes weights or KV bytes, e.g.
-  // "strata-ref-llama/v1 tiny seed=1 vocab=258 hidden=64 ...". Goes into
-  // BlockManagerOptions::model_fingerprint.
+  // "strata-ref-llama/v1 tiny seed=1 vocab=258 hidden=64 ..." for a preset, or
+  // "strata-ref-llama/v2 arch=llama vocab=... weights=<sha256>" for a loaded checkpoint (the
+  // same weights loaded from GGUF or safetensors compute the same KV and share the
+  // fingerprint). Goes into BlockManagerOptions::model_fingerprint.
   std::string Fingerprint() const;
 };
 

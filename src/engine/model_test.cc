@@ -1,4 +1,4 @@
-// The model alone: tokenizer, presets, GEMM row invariance, and the bit-exactness that
+// The model alone: presets, GEMM row invariance, and the bit-exactness that
 // reuse depends on: a token's KV and logits do not change with prefill chunking, with
 // the other sequences of a pass, or with where a copied-in prefix ends.
 #include "engine/model.h"
@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include "engine/kernels.h"
-#include "engine/tokenizer.h"
 
 namespace strata::engine {
 namespace {
@@ -77,17 +76,6 @@ struct Harness {
 
 bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-TEST(ByteTokenizerTest, RoundTripsAnyBytes) {
-  const std::string text = std::string("h\xc3\xa9llo\0world", 12);
-  auto tokens = ByteTokenizer::Encode(text, /*add_bos=*/true);
-  ASSERT_EQ(tokens.size(), 13u);
-  EXPECT_EQ(tokens[0], ByteTokenizer::kBos);
-  EXPECT_EQ(tokens[2], 0xc3);
-  EXPECT_EQ(ByteTokenizer::Decode(tokens), text);
-  tokens.push_back(ByteTokenizer::kEos);
-  EXPECT_EQ(ByteTokenizer::Decode(tokens), text);
 }
 
 TEST(ModelConfigTest, PresetsAndFingerprint) {

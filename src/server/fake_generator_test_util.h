@@ -52,11 +52,17 @@ class FakeGenerator : public engine::Generator {
   std::string model_name() const override { return "fake-model"; }
   uint32_t max_context_tokens() const override { return context_tokens; }
   uint32_t max_token_bytes() const override { return 1; }
-  std::vector<TokenId> Encode(std::string_view text) const override {
+  std::vector<TokenId> Encode(std::string_view text, bool /*add_bos*/) const override {
     encodes_.fetch_add(1);
     std::vector<TokenId> tokens;
     for (unsigned char c : text) tokens.push_back(c);
     return tokens;
+  }
+  // The plain template of the synthetic presets (docs/tokenizers.md).
+  std::string ApplyChatTemplate(const std::vector<engine::ChatMessage>& messages) const override {
+    std::string text;
+    for (const engine::ChatMessage& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
+    return text + "<|assistant|>\n";
   }
   std::string Decode(std::span<const TokenId> tokens) const override {
     std::string text;

@@ -161,11 +161,12 @@ std::optional<ApiError> CheckTextFits(const char* param, std::string_view text,
                  "context_length_exceeded");
 }
 
-// The prompt text's tokens, unless it cannot fit.
-std::optional<ApiError> EncodeText(const char* param, const std::string& text,
+// The prompt text's tokens, unless it cannot fit. Completion prompts get the model's BOS;
+// rendered chats carry their own.
+std::optional<ApiError> EncodeText(const char* param, const std::string& text, bool add_bos,
                                    const engine::Generator& generator, std::vector<TokenId>* out) {
   if (auto e = CheckTextFits(param, text, generator)) return e;
-  *out = generator.Encode(text);
+  *out = generator.Encode(text, add_bos);
   return std::nullopt;
 }
 
@@ -186,12 +187,13 @@ std::optional<ApiError> ParsePrompt(const json& body, const engine::Generator& g
                                     std::vector<TokenId>* out) {
   const json* p = Field(body, "prompt");
   if (p == nullptr) return Invalid("prompt", "'prompt' is required");
-  if (p->is_string()) return EncodeText("prompt", p->get_ref<const std::string&>(), generator, out);
+  if (p->is_string())
+    return EncodeText("prompt", p->get_ref<const std::string&>(), true, generator, out);
   if (IsTokenArray(*p)) return TokensFromJson(*p, out);
   if (p->is_array() && p->size() == 1) {
     const json& only = (*p)[0];
     if (only.is_string())
-      return EncodeText("prompt", only.get_ref<const std::string&>(), generator, out);
+      return EncodeText("prompt", only.get_ref<const std::string&>(), true, generator, out);
     if (IsTokenArray(only)) return TokensFromJson(only, out);
   }
   if (p->is_array() && p->size() > 1)
@@ -351,13 +353,6 @@ std::string_view EndpointPath(Endpoint endpoint) {
   return endpoint == Endpoint::kChatCompletions ? "/v1/chat/completions" : "/v1/completions";
 }
 
-std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) {
-  std::string text;
-  for (const ChatMessage& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
-  text += "<|assistant|>\n";
-  return text;
-}
-
 std::variant<ParsedRequest, ApiError> ParseRequest(Endpoint endpoint, std::string_view body,
                                                    const engine::Generator& generator,
                                                    std::string_view served_model) {
@@ -380,7 +375,8 @@ std::variant<ParsedRequest, ApiError> ParseRequest(Endpoint endpoint, std::strin
     prompt_param = "messages";
     std::vector<ChatMessage> messages;
     if (auto e = ParseMessages(j, &messages)) return *e;
-    if (auto e = EncodeText("messages", ApplyChatTemplate(messages), generator, &req.prompt))
+    if (auto e = EncodeText("messages", generator.ApplyChatTemplate(messages), false, generator,
+                            &req.prompt))
       return *e;
   }
   if (req.prompt.empty()) return Invalid(prompt_param, "the prompt is empty");

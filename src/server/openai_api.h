@@ -1,5 +1,6 @@
 // The OpenAI wire format of `strata serve`: request parsing and validation into a
-// GenerationRequest, the chat template, and the JSON bodies of responses, stream chunks
+// GenerationRequest (prompts tokenized, chats rendered, by the generator's model), and the JSON
+// bodies of responses, stream chunks
 // and errors. Pure functions over strings, so the format is tested without sockets; the
 // HTTP plumbing lives in server.cc.
 #pragma once
@@ -38,15 +39,7 @@ struct ParsedRequest {
   bool include_usage = false;  // stream_options.include_usage
 };
 
-// One chat message, as the template sees it.
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
-
-// The deterministic chat template: "<|role|>\ncontent\n" per message, then
-// "<|assistant|>\n" so the model continues as the assistant.
-std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages);
+using engine::ChatMessage;
 
 // What one request may cost before it is refused (400), so that a body's parse costs a
 // small multiple of its size however it is shaped. A SAX pass over the body checks the

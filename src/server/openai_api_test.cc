@@ -129,7 +129,7 @@ TEST_F(OpenAiApiTest, CompletionDefaultsAndFields) {
 }
 
 TEST_F(OpenAiApiTest, ChatTemplateAndDefaults) {
-  EXPECT_EQ(ApplyChatTemplate({{"system", "Be brief."}, {"user", "Hi"}}),
+  EXPECT_EQ(generator_.ApplyChatTemplate({{"system", "Be brief."}, {"user", "Hi"}}),
             "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n");
   ParsedRequest r = ParseOk(Endpoint::kChatCompletions,
                             R"({"messages": [{"role": "user", "content": "Hi"},
