@@ -436,11 +436,11 @@ void Engine::AfterToken(Request& r, TokenId token) {
     Finish(r, FinishReason::kStop, Status::Ok(), true, token, r.text.substr(r.emitted));
     return;
   }
-  // Stop strings are matched on the text the client receives: whole characters, U+FFFD
-  // for bytes the model produced that are not UTF-8.
-  // One token can complete several characters (a held-back byte becomes U+FFFD when the next
-  // one cannot continue it), so a stop string may end before the end of the new text: search
-  // all of it, from where a stop could have begun. The earliest stop wins.
+  // Stop strings are matched on the text the client receives: whole characters, U+FFFD for
+  // bytes the model produced that are not UTF-8. One token can complete several characters
+  // (a held-back byte becomes U+FFFD when the next one cannot continue it), so a stop string
+  // may end before the end of the new text: all of it is searched, from where a stop could
+  // have begun. The earliest stop wins.
   const size_t before = r.text.size();
   r.text += r.decoder.Push(token);
   const bool at_length = r.generated.size() >= r.req.sampling.max_tokens;
