@@ -15,7 +15,7 @@ namespace strata::engine {
 
 struct ModelConfig {
   std::string name = "tiny";      // preset name, reported as the model name
-  uint32_t vocab_size = 258;      // 256 byte tokens + BOS + EOS (see tokenizer.h)
+  uint32_t vocab_size = 258;      // 256 byte tokens + BOS + EOS (tokenizer::MakeByteTokenizer)
   uint32_t hidden = 64;           // model width
   uint32_t num_layers = 2;        // decoder layers
   uint32_t num_heads = 4;         // query heads
