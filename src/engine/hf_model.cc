@@ -39,13 +39,31 @@ Result<float> Positive(const json& config, const char* key, std::optional<double
   return static_cast<float>(v);
 }
 
+// A boolean field: `fallback` when absent or null; InvalidArgument naming it otherwise.
+Result<bool> Flag(const json& config, const char* key, bool fallback) {
+  const auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return fallback;
+  if (!it->is_boolean())
+    return Status::InvalidArgument(fmt::format("config.json '{}' is not a boolean", key));
+  return it->get<bool>();
+}
+
+// A string field ("" when absent or null); InvalidArgument naming it when of another type.
+Result<std::string> Text(const json& config, const char* key) {
+  const auto it = config.find(key);
+  if (it == config.end() || it->is_null()) return std::string();
+  if (!it->is_string())
+    return Status::InvalidArgument(fmt::format("config.json '{}' is not a string", key));
+  return it->get<std::string>();
+}
+
 }  // namespace
 
 Result<LoadedModel> LoadHfDir(const std::string& dir, const ModelLoadOptions& options) {
   STRATA_ASSIGN_OR_RETURN(model_io::SafetensorsModel st, model_io::SafetensorsModel::OpenDir(dir));
   const json& cfg = st.config();
   if (!cfg.is_object()) return Status::InvalidArgument("config.json is not an object");
-  const std::string type = cfg.value("model_type", "");
+  STRATA_ASSIGN_OR_RETURN(const std::string type, Text(cfg, "model_type"));
   ModelConfig c;
   if (type == "llama" || type == "mistral") {
     c.architecture = "llama";
@@ -79,10 +97,12 @@ Result<LoadedModel> LoadHfDir(const std::string& dir, const ModelLoadOptions& op
   STRATA_ASSIGN_OR_RETURN(c.rope_theta, Positive(cfg, "rope_theta", 10000.0));
   STRATA_ASSIGN_OR_RETURN(double trained, Number(cfg, "max_position_embeddings", 0.0));
   uint32_t context = trained >= 1 && trained <= UINT32_MAX ? static_cast<uint32_t>(trained) : 0;
-  c.tied_embeddings = cfg.value("tie_word_embeddings", false);
+  STRATA_ASSIGN_OR_RETURN(c.tied_embeddings, Flag(cfg, "tie_word_embeddings", false));
   // Qwen2's projections always carry biases; Llama's when attention_bias says so.
-  c.attention_bias = c.architecture == "qwen2" || cfg.value("attention_bias", false);
-  if (cfg.value("mlp_bias", false)) return Status::NotSupported("mlp_bias is not supported");
+  STRATA_ASSIGN_OR_RETURN(const bool attention_bias, Flag(cfg, "attention_bias", false));
+  c.attention_bias = c.architecture == "qwen2" || attention_bias;
+  STRATA_ASSIGN_OR_RETURN(const bool mlp_bias, Flag(cfg, "mlp_bias", false));
+  if (mlp_bias) return Status::NotSupported("mlp_bias is not supported");
   const auto act = cfg.find("hidden_act");
   if (act != cfg.end() && !(act->is_string() && *act == "silu"))
     return Status::NotSupported(
@@ -91,7 +111,8 @@ Result<LoadedModel> LoadHfDir(const std::string& dir, const ModelLoadOptions& op
   ModelWeights w;
   // Sliding-window attention equals full attention while the context fits in the window.
   const auto window = cfg.find("sliding_window");
-  const bool sliding = c.architecture == "llama" || cfg.value("use_sliding_window", false);
+  STRATA_ASSIGN_OR_RETURN(const bool use_sliding, Flag(cfg, "use_sliding_window", false));
+  const bool sliding = c.architecture == "llama" || use_sliding;
   uint32_t window_cap = 0;
   if (sliding && window != cfg.end() && window->is_number_unsigned())
     window_cap = window->get<uint32_t>();
@@ -100,7 +121,10 @@ Result<LoadedModel> LoadHfDir(const std::string& dir, const ModelLoadOptions& op
   if (scaling != cfg.end() && !scaling->is_null()) {
     if (!scaling->is_object())
       return Status::InvalidArgument("config.json rope_scaling is not an object");
-    std::string kind = scaling->value("rope_type", scaling->value("type", ""));
+    STRATA_ASSIGN_OR_RETURN(std::string kind, Text(*scaling, "rope_type"));
+    if (kind.empty()) {
+      STRATA_ASSIGN_OR_RETURN(kind, Text(*scaling, "type"));
+    }
     STRATA_ASSIGN_OR_RETURN(float factor, Positive(*scaling, "factor", {}));
     if (kind == "llama3") {
       STRATA_ASSIGN_OR_RETURN(float low, Positive(*scaling, "low_freq_factor", {}));

@@ -301,6 +301,27 @@ TEST(LoadModelErrorsTest, WrongShapeNamesTheTensor) {
       << r.status().ToString();
 }
 
+TEST(LoadModelErrorsTest, ConfigFieldsOfTheWrongTypeAreNamed) {
+  TempDir dir;
+  std::filesystem::create_directories(dir / "hf");
+  model_io::testing::SafetensorsWriter st;
+  st.AddTensor("x", "F32", {1}, std::string(4, '\0'));
+  Write(dir / "hf/model.safetensors", st.Build());
+  for (const auto& [field, text] : std::vector<std::pair<std::string, std::string>>{
+           {"model_type", R"({"model_type": 7})"},
+           {"tie_word_embeddings",
+            R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1,
+                "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 320,
+                "tie_word_embeddings": "yes"})"},
+           {"hidden_size", R"({"model_type": "llama", "hidden_size": "64"})"}}) {
+    Write(dir / "hf/config.json", text);
+    auto r = LoadModel(dir / "hf");
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument)
+        << field << ": " << r.status().ToString();
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().ToString();
+  }
+}
+
 TEST(LoadModelErrorsTest, UnknownHfModelTypeIsNamed) {
   TempDir dir;
   std::filesystem::create_directories(dir / "hf");
