@@ -317,7 +317,8 @@ Result<ServeModel> LoadServeModel(const ServeConfig& s) {
       "{} {} from {}, {} weights of {}, tokenizer {}, chat template {}, loaded in {:.1f} s",
       loaded.config.architecture, loaded.format, s.model_path, loaded.tensor_type,
       FormatGiB(loaded.tensor_bytes), loaded.tokenizer->name(),
-      tokenizer::ChatFamilyName(loaded.chat_family), seconds);
+      tokenizer::ChatFamilyName(tokenizer::ChatTemplate::Detect(loaded.tokenizer->chat_template())),
+      seconds);
   return m;
 }
 

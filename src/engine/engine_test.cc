@@ -4,6 +4,7 @@
 // checkpoint loaded from GGUF: reuse from G2, G3 and after a restart, tokenizer, EOS.
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -617,7 +618,39 @@ TEST_P(EngineLoadedModelTest, ReuseFromG2G3AndAfterARestartIsBitIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, EngineLoadedModelTest, ::testing::Values("gguf", "hf"));
 
-TEST(EngineLoadedModelTest, EndOfGenerationTokenStopsAndStopStringsSeeTheClientsText) {
+TEST(EngineLoadedModelTest, TheModelsEndOfGenerationTokenEndsTheReply) {
+  TempDir models;
+  const EngineOptions o = LoadedOptions(models, "hf");  // GPT-2 vocabulary
+  const TokenId im_end = 319;
+  ASSERT_TRUE(o.tokenizer->IsEndOfGeneration(im_end));
+  // Weights whose only non-zero logit is <|im_end|>'s: the final norm keeps one dimension and
+  // the LM head reads it for <|im_end|> alone. Its sign depends on the prompt, so one of the
+  // two signs makes <|im_end|> the argmax (the other gives token 0, the lowest of the ties).
+  for (const float sign : {1.0f, -1.0f}) {
+    auto w = SyntheticWeights(o.model);
+    ASSERT_TRUE(w.ok());
+    std::fill(w->final_norm.begin(), w->final_norm.end(), 0.0f);
+    w->final_norm[0] = 1.0f;
+    std::fill(w->lm_head.begin(), w->lm_head.end(), 0.0f);
+    w->lm_head[size_t{im_end} * o.model.hidden] = sign;
+    auto model = Model::FromWeights(o.model, std::move(w).value());
+    ASSERT_TRUE(model.ok());
+    EngineOptions eo = o;
+    eo.weights = std::move(model).value();
+    Driver d(eo);
+    const auto out = d.Run(Req("e", Prompt(9, 3), 8));
+    ASSERT_FALSE(out.tokens.empty());
+    if (out.tokens.front() != im_end) continue;
+    EXPECT_EQ(out.tokens.size(), 1u);
+    EXPECT_EQ(out.final_event.finish_reason, FinishReason::kStop);
+    EXPECT_EQ(out.final_event.completion_tokens, 1u);
+    EXPECT_EQ(out.text, "");
+    return;
+  }
+  FAIL() << "neither sign made <|im_end|> the argmax";
+}
+
+TEST(EngineLoadedModelTest, ChatTemplateAndStopStringsSeeTheClientsText) {
   TempDir models;
   EngineOptions o = LoadedOptions(models, "hf");  // GPT-2 vocabulary, <|im_end|> ends turns
   Driver d(o);

@@ -157,7 +157,6 @@ Result<LoadedModel> LoadGguf(const std::string& path, const ModelLoadOptions& op
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                           tokenizer::LoadTokenizerFromGguf(file));
   out.tokenizer = std::move(tok);
-  out.chat_family = tokenizer::ChatTemplate::Detect(out.tokenizer->chat_template());
   STRATA_RETURN_IF_ERROR(Finish(options, context, std::move(c), std::move(w), &out));
   return out;
 }

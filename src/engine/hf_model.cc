@@ -192,7 +192,6 @@ Result<LoadedModel> LoadHfDir(const std::string& dir, const ModelLoadOptions& op
   STRATA_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                           tokenizer::LoadTokenizerFromHfDir(dir));
   out.tokenizer = std::move(tok);
-  out.chat_family = tokenizer::ChatTemplate::Detect(out.tokenizer->chat_template());
   if (window_cap != 0) {
     if (options.max_context_tokens > window_cap)
       return Status::NotSupported(fmt::format(

@@ -30,8 +30,6 @@ struct LoadedModel {
   ModelConfig config;
   std::shared_ptr<const Model> model;
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer;
-  // The family of the tokenizer's chat template (its chat_template()), for the log.
-  tokenizer::ChatFamily chat_family = tokenizer::ChatFamily::kPlain;
   std::string format;         // "gguf" or "safetensors"
   std::string tensor_type;    // "F16", "BF16", "Q8_0", "F32", or "mixed" (of the 2-D weights)
   uint64_t tensor_bytes = 0;  // bytes of the weights as the file stores them

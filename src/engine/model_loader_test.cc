@@ -95,9 +95,9 @@ TEST_P(LoadModelTest, GivesTheLogitsOfTheWeightsItStores) {
   EXPECT_EQ(loaded->format, p.format == "gguf" ? "gguf" : "safetensors");
   EXPECT_EQ(loaded->tensor_type, testing::WeightTypeName(p.type));
   EXPECT_EQ(loaded->tokenizer->vocab_size(), config.vocab_size);
-  EXPECT_EQ(loaded->chat_family, p.tokenizer == TestTokenizer::kGpt2
-                                     ? tokenizer::ChatFamily::kChatMl
-                                     : tokenizer::ChatFamily::kLlama2);
+  EXPECT_EQ(tokenizer::ChatTemplate::Detect(loaded->tokenizer->chat_template()),
+            p.tokenizer == TestTokenizer::kGpt2 ? tokenizer::ChatFamily::kChatMl
+                                                : tokenizer::ChatFamily::kLlama2);
 
   // What the file holds, computed by a model built in memory, gives the same bits.
   ModelConfig expected_config = config;
